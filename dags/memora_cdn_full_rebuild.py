@@ -1,0 +1,63 @@
+"""Nightly full rebuild of every plan's CDN files, repairing any drift between database and bucket.
+
+A manual run may be limited to some plans: trigger it with the `plans` param (a list of plan names).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.defaults import BUILD_POOL, DEFAULT_ARGS, TAGS
+
+
+@dag(
+    dag_id="memora_cdn_full_rebuild",
+    schedule="0 2 * * *",
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=TAGS,
+    doc_md=__doc__,
+    params={
+        "plans": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="Plans",
+            description="Plan names to rebuild, one per line. Leave empty to rebuild every plan and remove deleted plans.",
+        ),
+    },
+)
+def memora_cdn_full_rebuild():
+    @task
+    def plan_groups() -> list[list[str]]:
+        from airflow.sdk.configuration import conf
+
+        from include.tasks import group_plans, plans_to_rebuild
+
+        plans = plans_to_rebuild(get_current_context()["params"].get("plans"))
+        return group_plans(plans, conf.getint("core", "max_map_length", fallback=1024))
+
+    @task(pool=BUILD_POOL, map_index_template="{{ plan_label }}")
+    def build(plan_ids: list[str]) -> list[dict]:
+        from include.tasks import build_plans, group_label
+
+        get_current_context()["plan_label"] = group_label(plan_ids)
+        return build_plans(plan_ids)
+
+    @task
+    def remove_deleted_plans() -> list[str]:
+        from include.tasks import remove_deleted_plans
+
+        if get_current_context()["params"].get("plans"):
+            return []  # a limited run removes only the listed plans that no longer exist (the build does)
+        return remove_deleted_plans()
+
+    groups = plan_groups()
+    build.expand(plan_ids=groups)
+    groups >> remove_deleted_plans()
+
+
+memora_cdn_full_rebuild()

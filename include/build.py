@@ -1,0 +1,94 @@
+"""Build one plan: read -> resolve -> render -> publish. The unit of work of both DAGs."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from include import keys
+from include.media import MediaSigner, s3_presigner
+from include.publish import load_bucket_state, publish, remove_plan
+from include.read import read_plan
+from include.render import render_plan
+from include.resolve import resolve_plan
+from include.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_REPORTED_PROBLEMS = 50
+
+
+@dataclass
+class BuildResult:
+    plan_id: str
+    status: str  # "published" | "unchanged" | "removed"
+    uploaded: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    bytes_uploaded: int = 0
+    files: int = 0
+    lessons: int = 0
+    problems: list[str] = field(default_factory=list)
+    queries: int = 0
+    seconds: float = 0.0
+    renew_at: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """Small enough for XCom: counts, the changed keys, and the first problems."""
+        out = asdict(self)
+        out["problems"] = self.problems[:MAX_REPORTED_PROBLEMS]
+        out["problem_count"] = len(self.problems)
+        return out
+
+
+def build_plan(plan_id: str, *, db, s3, settings: Settings, now: datetime | None = None) -> BuildResult:
+    """Make the bucket hold exactly what the database says plan `plan_id` publishes.
+
+    `db` is a DB-API connection to the Frappe database, `s3` a boto3 S3 client. A plan that no
+    longer exists has its whole folder removed.
+    """
+    started = time.monotonic()
+    keys.check_name(plan_id, "plan")
+    content = read_plan(db, plan_id)
+    if not content.exists:
+        deleted = remove_plan(s3, settings.bucket, plan_id)
+        log.info("plan %s does not exist: removed %d file(s)", plan_id, len(deleted))
+        return BuildResult(plan_id, "removed", deleted=deleted, queries=content.queries,
+                           seconds=time.monotonic() - started)
+    resolved = resolve_plan(content)
+    state = load_bucket_state(s3, settings.bucket, plan_id, settings.upload_concurrency)
+    signer = MediaSigner(
+        media_bucket=settings.media_bucket,
+        expiry_hours=settings.signed_url_expiry_hours,
+        presign=s3_presigner(s3, settings.media_bucket),
+        previous=state.signatures,
+    )
+    rendering = render_plan(resolved, settings, previous=state.previous, signer=signer, now=now)
+    published = publish(
+        s3, settings.bucket, rendering, state,
+        cache_control=settings.cache_control, concurrency=settings.upload_concurrency,
+        renew_at=signer.renew_at, signatures=signer.used,
+    )
+    problems = [str(p) for p in rendering.problems]
+    for problem in problems[:MAX_REPORTED_PROBLEMS]:
+        log.warning("%s", problem)
+    if len(problems) > MAX_REPORTED_PROBLEMS:
+        log.warning("plan %s: %d more problem(s) not shown", plan_id, len(problems) - MAX_REPORTED_PROBLEMS)
+    result = BuildResult(
+        plan_id,
+        "published" if published.uploaded or published.deleted else "unchanged",
+        uploaded=published.uploaded,
+        deleted=published.deleted,
+        bytes_uploaded=published.bytes_uploaded,
+        files=len(rendering.files),
+        lessons=rendering.lesson_count,
+        problems=problems,
+        queries=content.queries,
+        seconds=round(time.monotonic() - started, 3),
+        renew_at=signer.renew_at,
+    )
+    log.info("plan %s: %s, %d file(s), %d uploaded (%d bytes), %d deleted, %d problem(s), %d queries, %.2fs",
+             plan_id, result.status, result.files, len(result.uploaded), result.bytes_uploaded,
+             len(result.deleted), len(problems), result.queries, result.seconds)
+    return result

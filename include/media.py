@@ -1,0 +1,109 @@
+"""Media addresses in published files: absolute image URLs and presigned video URLs (SPEC §3, §6).
+
+A stage config value that points into the private media bucket (`s3://{bucket}/{key}`, an http(s)
+address whose path starts with `/{bucket}/`, or a virtual-hosted `{bucket}.…` host) is replaced by
+a presigned GET URL. A raw private address is never published: when it cannot be signed, the value
+is dropped and the problem reported.
+
+Signatures are reused from the previous build while they have more than half of their lifetime
+left, so a rebuild without changes produces the same bytes; past half-life they are renewed, well
+before they expire. `renew_at` tells the sync DAG when a plan must be rebuilt for that.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import quote, urlsplit
+
+
+def image_url(media_base_url: str, path: str | None) -> str | None:
+    """`/files/x.png` -> `{media_base_url}/files/x.png`; absolute URLs pass; missing -> None."""
+    if not path:
+        return None
+    if path.startswith(("http://", "https://")):
+        return path
+    return f"{media_base_url.rstrip('/')}/{quote(path.lstrip('/'), safe='/%')}"
+
+
+def private_media_key(value: str, media_bucket: str) -> str | None:
+    """The object key when `value` addresses the private media bucket, else None."""
+    if value.startswith(f"s3://{media_bucket}/"):
+        return value[len(f"s3://{media_bucket}/"):] or None
+    if not value.startswith(("https://", "http://")):
+        return None
+    parts = urlsplit(value)
+    if parts.path.startswith(f"/{media_bucket}/"):
+        return parts.path[len(media_bucket) + 2:] or None
+    if parts.hostname and parts.hostname.startswith(f"{media_bucket}."):
+        return parts.path.lstrip("/") or None
+    return None
+
+
+@dataclass
+class MediaSigner:
+    """Presigns private media for one plan build, reusing still-fresh signatures."""
+
+    media_bucket: str
+    expiry_hours: int
+    presign: Callable[[str, int], str]  # (key, expires_in_seconds) -> URL
+    previous: dict[str, dict[str, Any]] = field(default_factory=dict)  # raw address -> {"url", "expires"}
+    now: Callable[[], float] = time.time
+    used: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def lifetime(self) -> int:
+        return self.expiry_hours * 3600
+
+    def sign(self, raw: str, key: str) -> tuple[str, int]:
+        """(signed URL, expiry epoch seconds) for the private object `key` addressed as `raw`."""
+        now = self.now()
+        cached = self.used.get(raw) or self.previous.get(raw)
+        if not cached or cached["expires"] - now <= self.lifetime / 2 or cached["expires"] > now + self.lifetime:
+            expires = int(now) + self.lifetime
+            cached = {"url": self.presign(key, self.lifetime), "expires": expires}
+        self.used[raw] = cached
+        return cached["url"], cached["expires"]
+
+    @property
+    def renew_at(self) -> int | None:
+        """When the earliest signature used in this build passes half-life."""
+        if not self.used:
+            return None
+        return min(entry["expires"] for entry in self.used.values()) - self.lifetime // 2
+
+    def sign_config(self, config: Any, report: Callable[[str], None]) -> tuple[Any, int | None]:
+        """A copy of `config` with every private address signed; and the earliest expiry in it."""
+        earliest: list[int] = []
+
+        def walk(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: v for k, v in ((k, walk(v)) for k, v in value.items()) if v is not _DROP}
+            if isinstance(value, list):
+                return [v for v in (walk(v) for v in value) if v is not _DROP]
+            if isinstance(value, str):
+                key = private_media_key(value, self.media_bucket)
+                if key is None:
+                    return value
+                try:
+                    url, expires = self.sign(value, key)
+                except Exception as exc:  # never publish the raw address
+                    report(f"private media address could not be signed ({type(exc).__name__}); value dropped")
+                    return _DROP
+                earliest.append(expires)
+                return url
+            return value
+
+        return walk(config), (min(earliest) if earliest else None)
+
+
+_DROP = object()
+
+
+def s3_presigner(client, media_bucket: str) -> Callable[[str, int], str]:
+    def presign(key: str, expires_in: int) -> str:
+        return client.generate_presigned_url(
+            "get_object", Params={"Bucket": media_bucket, "Key": key}, ExpiresIn=expires_in
+        )
+
+    return presign

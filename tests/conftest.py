@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from include.settings import parse_settings
+from tests.support import S3Server, scratch_database
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    server = S3Server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server):
+    return s3_server.client()
+
+
+@pytest.fixture
+def settings(s3):
+    """Settings with a fresh bucket (and media bucket) of this test's own."""
+    suffix = uuid.uuid4().hex[:8]
+    bucket, media = f"memora-cdn-{suffix}", f"memora-media-{suffix}"
+    s3.create_bucket(Bucket=bucket)
+    s3.create_bucket(Bucket=media)
+    return parse_settings({"bucket": bucket, "media_bucket": media, "cdn_base_url": "https://cdn.memora.test",
+                           "media_base_url": "https://media.memora.test", "upload_concurrency": 8})
+
+
+@pytest.fixture
+def content_db():
+    """(database name, connection) of an empty database with the Frappe schema."""
+    with scratch_database() as db:
+        yield db

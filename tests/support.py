@@ -1,0 +1,105 @@
+"""Real local services for the tests: MariaDB databases, a moto S3 server, connection env vars.
+
+Nothing here is mocked: MariaDB and Redis are the machine's servers, S3 is moto's standalone
+server in its own process. A missing service fails the test that needs it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import boto3
+import MySQLdb
+
+REPO = Path(__file__).resolve().parents[1]
+MYSQL = dict(host=os.environ.get("MEMORA_TEST_MYSQL_HOST", "127.0.0.1"),
+             port=int(os.environ.get("MEMORA_TEST_MYSQL_PORT", "3306")),
+             user=os.environ.get("MEMORA_TEST_MYSQL_USER", "root"),
+             passwd=os.environ.get("MEMORA_TEST_MYSQL_PASSWORD", ""))
+AWS_KEY = "memora-test-key"
+AWS_SECRET = "memora-test-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mysql_connect(database: str | None = None):
+    kwargs = dict(MYSQL, charset="utf8mb4", autocommit=False)
+    if database:
+        kwargs["db"] = database
+    return MySQLdb.connect(**kwargs)
+
+
+@contextmanager
+def scratch_database(prefix: str = "memora_t"):
+    """A new, empty database with the Frappe schema; dropped afterwards."""
+    from include.demo import create_schema
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = mysql_connect()
+    admin.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    conn = mysql_connect(name)
+    try:
+        create_schema(conn)
+        conn.commit()
+        yield name, conn
+    finally:
+        conn.close()
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+class S3Server:
+    """moto's S3-compatible server in its own process (so it can be stopped and restarted)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "S3Server":
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"moto S3 server exited with {self.proc.returncode}")
+                time.sleep(0.1)
+        raise RuntimeError("moto S3 server did not start within 30 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def client(self):
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=AWS_KEY,
+                            aws_secret_access_key=AWS_SECRET, region_name="us-east-1")
+
+    def airflow_conn(self) -> str:
+        return json.dumps({"conn_type": "aws", "login": AWS_KEY, "password": AWS_SECRET,
+                           "extra": {"endpoint_url": self.endpoint, "region_name": "us-east-1"}})
+
+
+def mysql_airflow_conn(database: str) -> str:
+    return json.dumps({"conn_type": "mysql", "host": MYSQL["host"], "port": MYSQL["port"], "login": MYSQL["user"],
+                       "password": MYSQL["passwd"], "schema": database, "extra": {"charset": "utf8mb4"}})
