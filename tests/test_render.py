@@ -1,0 +1,248 @@
+"""Unit tests of rendering: documents, urls, versions, navigation, search sharding and signing."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+import pytest
+
+from include import keys
+from include.media import MediaSigner, image_url, private_media_key
+from include.render import SHARD_MAX_BYTES, render_plan, split_entries
+from include.resolve import resolve_plan
+from include.settings import parse_settings
+from tests.content import PlanBuilder
+
+SETTINGS = parse_settings({"media_bucket": "memora-media", "media_base_url": "https://media.memora.test"})
+NOW = datetime(2026, 11, 29, 10, 0, 0, tzinfo=timezone.utc)
+
+
+def render(content, previous=None, signer=None, now=NOW):
+    return render_plan(resolve_plan(content), SETTINGS, previous=previous or {}, signer=signer, now=now)
+
+
+def docs(rendering):
+    return {f.key: orjson.loads(f.body) for f in rendering.files}
+
+
+def as_previous(rendering):
+    return {f.key: {"sha256": f.sha256, "version": f.version, "generated_at": f.generated_at} for f in rendering.files}
+
+
+def plan_with_lessons(n_lessons: int, subjects: int = 1, title_size: int = 10):
+    b = PlanBuilder()
+    per = n_lessons // subjects
+    for s in range(subjects):
+        b.subject(f"S{s}", sort=s).track(f"T{s}", f"S{s}").unit(f"U{s}", f"T{s}").topic(f"Tp{s}", f"U{s}")
+        for i in range(per + (1 if s < n_lessons % subjects else 0)):
+            b.lesson(f"L{s}x{i:05d}", f"Tp{s}", title="د" * title_size, sort=i)
+    return b.build()
+
+
+def test_files_keys_and_bottom_up_order():
+    b = PlanBuilder().chain().lesson("L2", "Tp", sort=1).stage("L", "Text", {"body": "x"})
+    r = render(b.build())
+    assert [f.kind for f in r.files] == ["lesson", "lesson", "unit", "subject", "search_index", "manifest"]
+    assert {f.key for f in r.files} == {"plans/P1/lessons/L.json", "plans/P1/lessons/L2.json", "plans/P1/units/U.json",
+                                        "plans/P1/subjects/S.json", "plans/P1/search_index.json", "plans/P1/manifest.json"}
+
+
+def test_urls_carry_the_child_version_and_resolve():
+    r = render(PlanBuilder().chain().build())
+    d = docs(r)
+    version = {f.key: f.version for f in r.files}
+    manifest = d["plans/P1/manifest.json"]
+    url = manifest["subjects"][0]["url"]
+    key, v = url.split("?v=")
+    assert key == "plans/P1/subjects/S.json" and int(v) == version[key]
+    unit_url = d[key]["tracks"][0]["units"][0]["url"]
+    assert unit_url == f"plans/P1/units/U.json?v={version['plans/P1/units/U.json']}"
+    lesson_url = d["plans/P1/units/U.json"]["topics"][0]["lessons"][0]["url"]
+    assert lesson_url == f"plans/P1/lessons/L.json?v={version['plans/P1/lessons/L.json']}"
+    assert manifest["search_index_url"] == f"plans/P1/search_index.json?v={version['plans/P1/search_index.json']}"
+
+
+def test_unchanged_content_renders_byte_identical_files():
+    content = PlanBuilder().chain().stage("L", "Video", {"video_url": "https://videos.example.com/a.mp4"}).build()
+    first = render(content)
+    second = render(content, previous=as_previous(first), now=NOW + timedelta(hours=3))
+    assert [f.body for f in first.files] == [f.body for f in second.files]
+
+
+def test_a_change_bumps_the_file_and_its_ancestors_only():
+    b = PlanBuilder().chain()
+    b.subject("S2", sort=1).track("T2", "S2").unit("U2", "T2").topic("Tp2", "U2").lesson("L2", "Tp2")
+    first = render(b.build())
+    b.c.lessons[0]["title"] = "New title"
+    second = render(b.build(), previous=as_previous(first), now=NOW + timedelta(seconds=5))
+    changed = {f.key for f, g in zip(first.files, second.files) if f.body != g.body}
+    assert changed == {"plans/P1/lessons/L.json", "plans/P1/units/U.json", "plans/P1/subjects/S.json",
+                       "plans/P1/search_index.json", "plans/P1/manifest.json"}
+    new = {f.key: f for f in second.files}
+    old = {f.key: f for f in first.files}
+    assert new["plans/P1/lessons/L.json"].version > old["plans/P1/lessons/L.json"].version
+    assert new["plans/P1/lessons/L.json"].generated_at == "2026-11-29T10:00:05Z"
+    assert new["plans/P1/units/U2.json"].generated_at == old["plans/P1/units/U2.json"].generated_at
+
+
+def test_version_never_goes_backwards():
+    content = PlanBuilder().chain().build()
+    first = render(content)
+    prev = as_previous(first)
+    prev["plans/P1/lessons/L.json"] = {"sha256": "stale", "version": 9_999_999_999, "generated_at": "x"}
+    second = render(content, previous=prev)
+    assert next(f for f in second.files if f.kind == "lesson").version == 10_000_000_000
+
+
+def test_navigation_links_neighbours_across_topics_without_versions():
+    b = PlanBuilder().subject("S").track("T", "S").unit("U", "T").topic("A", "U", sort=0).topic("B", "U", sort=1)
+    b.lesson("a1", "A", sort=0).lesson("a2", "A", sort=1).lesson("b1", "B").lesson("hidden", "B", sort=5, published=0)
+    d = docs(render(b.build()))
+    nav = {k.rsplit("/", 1)[1]: v["navigation"] for k, v in d.items() if "/lessons/" in k}
+    assert nav["a1.json"] == {"next_lesson": {"id": "a2", "title": "A2", "url": "plans/P1/lessons/a2.json"}}
+    assert nav["a2.json"]["previous_lesson"]["id"] == "a1" and nav["a2.json"]["next_lesson"]["id"] == "b1"
+    assert nav["b1.json"] == {"previous_lesson": {"id": "a2", "title": "A2", "url": "plans/P1/lessons/a2.json"}}
+
+
+def test_lesson_document_fields():
+    b = PlanBuilder().chain(lesson={"image": "/files/l one.png", "description": "وصف"})
+    b.stage("L", "Question", {"question": "?"}, title="Q", idx=7).stage("L", "Text", None, title="T", idx=9)
+    d = docs(render(b.build()))["plans/P1/lessons/L.json"]
+    assert d["image"] == "https://media.memora.test/files/l%20one.png"
+    assert d["stages"] == [{"idx": 1, "title": "Q", "type": "Question", "config": {"question": "?"}},
+                           {"idx": 2, "title": "T", "type": "Text"}]
+    assert d["parent"] == {"topic_id": "Tp", "topic_title": "Tp", "unit_id": "U", "unit_title": "U",
+                           "track_id": "T", "track_title": "T", "subject_id": "S", "subject_title": "S"}
+    assert "signed_url_expiry" not in d and d["description"] == "وصف"
+
+
+def test_rename_applies_everywhere_including_search():
+    content = PlanBuilder().chain().override("Lesson", "L", "Rename", "اسم جديد").override("Subject", "S", "Rename", "Maths").build()
+    d = docs(render(content))
+    assert d["plans/P1/lessons/L.json"]["title"] == "اسم جديد"
+    assert d["plans/P1/units/U.json"]["topics"][0]["lessons"][0]["title"] == "اسم جديد"
+    entry = d["plans/P1/search_index.json"]["entries"][0]
+    assert entry["lesson_name"] == "اسم جديد" and entry["subject_name"] == "Maths"
+    assert d["plans/P1/manifest.json"]["subjects"][0]["title"] == "Maths"
+
+
+# -- search ---------------------------------------------------------------------------------------
+
+def test_499_lessons_is_one_unsharded_index():
+    d = docs(render(plan_with_lessons(499, subjects=3)))
+    index = d["plans/P1/search_index.json"]
+    assert index["is_sharded"] is False and index["total_lessons"] == 499 and len(index["entries"]) == 499
+    assert not any("/search/" in k for k in d)
+
+
+def test_500_lessons_is_sharded_per_subject():
+    d = docs(render(plan_with_lessons(500, subjects=3)))
+    index = d["plans/P1/search_index.json"]
+    assert index["is_sharded"] is True and index["total_lessons"] == 500 and "entries" not in index
+    assert [s["subject_id"] for s in index["shards"]] == ["S0", "S1", "S2"]
+    assert sum(s["lesson_count"] for s in index["shards"]) == 500
+    for shard in index["shards"]:
+        key = shard["url"].split("?v=")[0]
+        assert key == f"plans/P1/search/{shard['subject_id']}.json"
+        assert len(d[key]["entries"]) == shard["lesson_count"]
+
+
+def test_a_subject_too_big_for_one_shard_is_split_under_100kb():
+    r = render(plan_with_lessons(1200, subjects=1, title_size=60))
+    shards = [f for f in r.files if f.kind == "search_shard"]
+    assert len(shards) >= 2
+    assert all(len(f.body) <= SHARD_MAX_BYTES for f in shards)
+    assert [f.key for f in shards][:2] == ["plans/P1/search/S0.json", "plans/P1/search/S0~2.json"]
+    index = orjson.loads(next(f for f in r.files if f.kind == "search_index").body)
+    assert len(index["shards"]) == len(shards) and sum(s["lesson_count"] for s in index["shards"]) == 1200
+    lessons = [e["lesson_id"] for f in shards for e in orjson.loads(f.body)["entries"]]
+    assert len(lessons) == len(set(lessons)) == 1200
+
+
+def test_split_entries_respects_the_limit_exactly():
+    entries = [{"lesson_id": str(i), "x": "y" * 50} for i in range(100)]
+    parts = split_entries(entries, 1000)
+    assert sum(len(p) for p in parts) == 100
+    assert all(len(orjson.dumps(p)) <= 1000 for p in parts)
+
+
+# -- media ----------------------------------------------------------------------------------------
+
+def test_image_urls():
+    assert image_url("https://m.test/", "/files/a.png") == "https://m.test/files/a.png"
+    assert image_url("https://m.test", "https://elsewhere/x.png") == "https://elsewhere/x.png"
+    assert image_url("https://m.test", None) is None
+
+
+@pytest.mark.parametrize("value,key", [
+    ("s3://memora-media/videos/a.mp4", "videos/a.mp4"),
+    ("https://media.memora.test/memora-media/videos/a.mp4", "videos/a.mp4"),
+    ("https://memora-media.s3.amazonaws.com/videos/a.mp4", "videos/a.mp4"),
+    ("https://videos.example.com/memora-mediax/a.mp4", None),
+    ("s3://other-bucket/a.mp4", None),
+    ("just text mentioning memora-media", None),
+])
+def test_private_media_addresses(value, key):
+    assert private_media_key(value, "memora-media") == key
+
+
+class FakeClock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def signer_at(clock, previous=None):
+    calls = []
+
+    def presign(key, expires_in):
+        calls.append((key, expires_in))
+        return f"https://signed.test/{key}?X-Amz-Expires={expires_in}&X-Amz-Date={int(clock())}"
+
+    return MediaSigner("memora-media", 4, presign, previous=previous or {}, now=clock), calls
+
+
+def test_private_videos_are_signed_and_reused_until_half_life():
+    b = PlanBuilder().chain()
+    b.stage("L", "Video", {"video_url": "s3://memora-media/v/a.mp4", "poster": {"src": "https://media.memora.test/memora-media/p.png"}})
+    b.stage("L", "Video", {"video_url": "https://videos.example.com/public.mp4"})
+    clock = FakeClock(NOW.timestamp())
+    signer, calls = signer_at(clock)
+    r1 = render(b.build(), signer=signer)
+    lesson = docs(r1)["plans/P1/lessons/L.json"]
+    assert lesson["stages"][0]["config"]["video_url"].startswith("https://signed.test/v/a.mp4?X-Amz-Expires=14400")
+    assert lesson["stages"][0]["config"]["poster"]["src"].startswith("https://signed.test/p.png")
+    assert lesson["stages"][1]["config"]["video_url"] == "https://videos.example.com/public.mp4"
+    assert lesson["signed_url_expiry"] == "2026-11-29T14:00:00Z"
+    assert b"memora-media/" not in next(f.body for f in r1.files if f.kind == "lesson")
+    assert signer.renew_at == int(NOW.timestamp()) + 2 * 3600
+
+    # 1 hour later: signatures reused, bytes identical, no new presign calls
+    clock.t += 3600
+    signer2, calls2 = signer_at(clock, previous=signer.used)
+    r2 = render(b.build(), previous=as_previous(r1), signer=signer2, now=NOW + timedelta(hours=1))
+    assert [f.body for f in r1.files] == [f.body for f in r2.files] and calls2 == []
+
+    # past half-life: re-signed, the lesson (and its parents) change
+    clock.t += 3600 + 1
+    signer3, calls3 = signer_at(clock, previous=signer2.used)
+    r3 = render(b.build(), previous=as_previous(r2), signer=signer3, now=NOW + timedelta(hours=2, seconds=1))
+    assert len(calls3) == 2
+    changed = {f.kind for f, g in zip(r2.files, r3.files) if f.body != g.body}
+    assert changed == {"lesson", "unit", "subject", "search_index", "manifest"} - {"search_index"}
+
+
+def test_unsignable_private_address_is_dropped_not_published():
+    def broken(key, expires_in):
+        raise RuntimeError("no credentials")
+
+    b = PlanBuilder().chain().stage("L", "Video", {"video_url": "s3://memora-media/v/a.mp4", "duration": 3})
+    signer = MediaSigner("memora-media", 4, broken)
+    r = render(b.build(), signer=signer)
+    f = next(f for f in r.files if f.kind == "lesson")
+    assert b"memora-media" not in f.body
+    assert orjson.loads(f.body)["stages"][0]["config"] == {"duration": 3}
+    assert any("could not be signed" in str(p) for p in r.problems)
