@@ -16,5 +16,9 @@ def s3_client(settings: Settings):
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from botocore.config import Config
 
-    config = Config(max_pool_connections=settings.upload_concurrency + 4, retries={"mode": "standard", "max_attempts": 5})
+    config = Config(
+        max_pool_connections=settings.upload_concurrency + 4,
+        retries={"mode": "standard", "max_attempts": 5},
+        signature_version="s3v4",  # presigned media URLs: SigV4 (X-Amz-Expires up to 7 days)
+    )
     return S3Hook(aws_conn_id=S3_CONN_ID, config=config).get_conn()

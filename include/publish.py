@@ -106,6 +106,8 @@ def load_bucket_state(client, bucket: str, plan_id: str, concurrency: int = 16) 
                 if meta.get("sha256") and meta.get("version", "").isdigit():
                     result.previous[key] = {"sha256": meta["sha256"], "version": int(meta["version"]),
                                             "generated_at": meta.get("generated-at", "")}
+                elif key in files:  # replaced by hand: put back what the state says was published
+                    result.previous[key] = files[key]
         result.heads = len(unknown)
     return result
 

@@ -92,8 +92,11 @@ class S3Server:
             self.proc.wait(10)
 
     def client(self):
+        from botocore.config import Config
+
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=AWS_KEY,
-                            aws_secret_access_key=AWS_SECRET, region_name="us-east-1")
+                            aws_secret_access_key=AWS_SECRET, region_name="us-east-1",
+                            config=Config(signature_version="s3v4", max_pool_connections=32))
 
     def airflow_conn(self) -> str:
         return json.dumps({"conn_type": "aws", "login": AWS_KEY, "password": AWS_SECRET,
