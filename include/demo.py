@@ -438,7 +438,6 @@ class _Generator:
 
     def build(self) -> dict[str, list[dict]]:
         s = self.scale
-        rng = self.rng
         n_plans = max(1, s.plans)
         per_plan = max(1, s.subjects_per_plan)
         n_shared = max(0, min(s.shared_subjects, per_plan))
@@ -538,8 +537,7 @@ class _Generator:
             required_item=self.unique_item(item_base) if kind == "paid" else None,
         )
         self.rows[T_SUBJECT].append(row)
-        subject = _Node("Memora Subject", row, None,
-                        {"lang": lang, "kind": kind, "item_base": item_base, "shared": shared})
+        subject = _Node("Memora Subject", row, None, {"kind": kind, "item_base": item_base})
 
         n_tracks = max(n_tracks_min, rng.randint(1, 3))
         n_tracks = max(1, min(n_tracks, 3, n_lessons))
@@ -553,7 +551,7 @@ class _Generator:
             dlc = pir = False
             if shared and t in (1, 2):  # the shared (paid) subject: two DLC tracks
                 dlc, pir = True, t == 1
-            elif t >= 1 and rng.random() < 0.2:
+            elif t >= 2 and rng.random() < 0.4:  # the first two tracks of other subjects stay plain
                 dlc, pir = True, rng.random() < 0.5
             ttitle = DLC_PREFIX[li] + base_title if dlc else base_title
             trow = self.content_row("track", ttitle, lang, t_so, f"track-{code.lower()}")
@@ -564,7 +562,7 @@ class _Generator:
                 required_item=self.unique_item(f"{item_base}-DLC{t}") if dlc else None,
             )
             self.rows[T_TRACK].append(trow)
-            track = _Node("Memora Track", trow, subject, {"dlc": dlc})
+            track = _Node("Memora Track", trow, subject)
 
             n_units = round(n_t / rng.uniform(4.0, 7.0))
             n_units = max(2 if n_t >= 4 else 1, min(n_units, n_t))
@@ -694,7 +692,7 @@ class _Generator:
                   if t.parent.children.index(t) > 0 and t.published_chain()]
         if topics:
             topics[0].row["is_published"] = 0
-        # an unpublished track: the last one of plan 1's first own subject
+        # an unpublished track: the last one of the first plan-own subject with two or more
         own = [s for plan in plans for s in plan["own"]]
         for subj in own or all_subjects[1:]:
             if len(subj.children) >= 2:
@@ -715,8 +713,7 @@ class _Generator:
         own_paid = [s for s in plan["own"] if s.info["kind"] == "paid"]
         own_free = [s for s in plan["own"] if s.info["kind"] != "paid"]
         paid_all = [s for s in subjects if s.row["required_item"]]
-        used: set[str] = set()           # override targets of this plan
-        touched: set[str] = set()        # targets plus their ancestors and descendants
+        touched: set[str] = set()        # this plan's targets, their ancestors (below the subject) and descendants
         out: list[tuple[str, str, str, str | None]] = []
 
         def ok(n: _Node) -> bool:
@@ -734,7 +731,6 @@ class _Generator:
             if node is None:
                 return
             out.append((node.doctype, node.name, action, value))
-            used.add(node.name)
             touched.update(n.name for n in node.walk())
             touched.update(a.name for a in node.ancestors() if a.doctype != "Memora Subject")
 

@@ -11,19 +11,30 @@ before they expire. `renew_at` tells the sync DAG when a plan must be rebuilt fo
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
+
+
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _encode(part: str, safe: str) -> str:
+    """Percent-encode spaces, non-ASCII and stray `%`, keeping existing %XX escapes."""
+    return quote(_STRAY_PERCENT.sub("%25", part), safe=safe + "%")
 
 
 def image_url(media_base_url: str, path: str | None) -> str | None:
-    """`/files/x.png` -> `{media_base_url}/files/x.png`; absolute URLs pass; missing -> None."""
+    """`/files/x.png` -> `{media_base_url}/files/x.png`; absolute URLs are kept (encoded); missing -> None."""
     if not path:
         return None
-    if path.startswith(("http://", "https://")):
-        return path
-    return f"{media_base_url.rstrip('/')}/{quote(path.lstrip('/'), safe='/%')}"
+    if not path.startswith(("http://", "https://")):
+        path = f"{media_base_url.rstrip('/')}/{path.lstrip('/')}"
+    parts = urlsplit(path)
+    host = parts.netloc.encode("idna").decode("ascii") if not parts.netloc.isascii() else parts.netloc
+    return urlunsplit((parts.scheme, host, _encode(parts.path, "/"), _encode(parts.query, "=&"), ""))
 
 
 def private_media_key(value: str, media_bucket: str) -> str | None:

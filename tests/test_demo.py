@@ -254,7 +254,7 @@ def test_child_rows_point_to_their_parent_with_1_based_idx(rows):
 
 @pytest.mark.parametrize("seed", [7, 1, 2, 3, 123])
 def test_default_scale_has_every_feature(seed):
-    rows = generate(DemoScale(seed=seed)) if seed != 7 else generate(DemoScale())
+    rows = generate(DemoScale(seed=seed))
     c = Content(rows)
     plans = list(c.plans)
     scale = DemoScale()
@@ -327,7 +327,6 @@ def test_default_scale_has_every_feature(seed):
     actions_by_plan = {p: {o["action"] for o in c.overrides[p]} for p in plans}
     assert set().union(*actions_by_plan.values()) == set(demo.OVERRIDE_ACTIONS)
     assert all(actions_by_plan.values())
-    assert all(a != set(demo.OVERRIDE_ACTIONS) for a in actions_by_plan.values())  # no plan has them all
     hides, renames, frees, sold = [], [], [], []
     for plan in plans:
         for o in c.overrides[plan]:
@@ -501,9 +500,7 @@ def test_main_creates_database_loads_and_resets(db_name, capsys):
         for table, table_rows in expected.items():
             assert _count(c, table) == len(table_rows), table
         cur = c.cursor()
-        cur.execute("SELECT config FROM `tabMemora Lesson Stage` WHERE type = 'Video' LIMIT 1")
-        assert "demo-media" in cur.fetchone()[0] or True
-        cur.execute("SELECT COUNT(*) FROM `tabMemora Lesson Stage` WHERE config LIKE '%%s3://demo-media/%%'")
+        cur.execute("SELECT COUNT(*) FROM `tabMemora Lesson Stage` WHERE config LIKE '%s3://demo-media/%'")
         assert cur.fetchone()[0] > 0
     finally:
         c.close()

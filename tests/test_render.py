@@ -173,6 +173,8 @@ def test_image_urls():
     assert image_url("https://m.test/", "/files/a.png") == "https://m.test/files/a.png"
     assert image_url("https://m.test", "https://elsewhere/x.png") == "https://elsewhere/x.png"
     assert image_url("https://m.test", None) is None
+    assert image_url("https://m.test", "/files/صورة 1.png") == "https://m.test/files/%D8%B5%D9%88%D8%B1%D8%A9%201.png"
+    assert image_url("https://m.test", "https://x.test/a b%zz%20.png?s=1 2") == "https://x.test/a%20b%25zz%20.png?s=1%202"
 
 
 @pytest.mark.parametrize("value,key", [

@@ -1,0 +1,31 @@
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt | md5sum | cut -c1-12)
+
+help:
+	@echo "make demo   - set up everything, load demo content, run memora_cdn_full_rebuild, show what it published"
+	@echo "make test   - the whole test suite against local MariaDB, Redis and S3"
+
+$(STAMP):
+	bash scripts/services.sh
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+services: $(STAMP)
+	bash scripts/services.sh
+	source scripts/airflow_env.sh && $(PY) scripts/local_s3.py start
+
+demo: services
+	source scripts/airflow_env.sh && $(PY) scripts/demo.py
+
+test: $(STAMP)
+	bash scripts/services.sh
+	$(PY) -m pytest
+
+.PHONY: help venv services demo test
