@@ -41,6 +41,16 @@ class BuildResult:
         out["problem_count"] = len(self.problems)
         return out
 
+    def purge_summary(self, prefix_threshold: int) -> dict[str, Any]:
+        """`summary()` for XCom: counts, and the changed keys unless the plan's whole prefix is purged instead."""
+        summary = self.summary()
+        uploaded, deleted = summary.pop("uploaded"), summary.pop("deleted")
+        changed = uploaded + deleted
+        summary["files_uploaded"], summary["files_deleted"] = len(uploaded), len(deleted)
+        summary["purge_prefix"] = len(changed) > prefix_threshold
+        summary["purge_keys"] = [] if summary["purge_prefix"] else changed
+        return summary
+
 
 def build_plan(plan_id: str, *, db, s3, settings: Settings, now: datetime | None = None) -> BuildResult:
     """Make the bucket hold exactly what the database says plan `plan_id` publishes.

@@ -22,3 +22,28 @@ def s3_client(settings: Settings):
         signature_version="s3v4",  # presigned media URLs: SigV4 (X-Amz-Expires up to 7 days)
     )
     return S3Hook(aws_conn_id=S3_CONN_ID, config=config).get_conn()
+
+
+def redis_client():
+    """The change registry's Redis (`memora_redis`); bytes in, bytes out (no decode_responses)."""
+    from airflow.providers.redis.hooks.redis import RedisHook
+
+    from include.settings import REDIS_CONN_ID
+
+    return RedisHook(redis_conn_id=REDIS_CONN_ID).get_conn()
+
+
+def registry(required: bool = True):
+    """A `Registry` on `memora_redis`; None when the connection is not configured and not `required`
+    (a laptop's `airflow dags test memora_cdn_full_rebuild` needs only MySQL and S3)."""
+    from include.registry import Registry
+    from include.settings import REDIS_CONN_ID
+
+    if not required:
+        from airflow.sdk import Connection
+
+        try:
+            Connection.get(REDIS_CONN_ID)
+        except Exception:
+            return None
+    return Registry(redis_client())

@@ -9,7 +9,8 @@ from typing import Any, Iterable
 
 from include import keys
 from include.build import build_plan
-from include.connections import mysql_connection, s3_client
+from include.connections import mysql_connection, registry, s3_client
+from include.registry import PlanLocked
 from include.publish import list_published_plans, remove_plan
 from include.read import find_orphans, list_plans
 from include.settings import load_settings
@@ -54,34 +55,35 @@ def build_plans(plan_ids: list[str]) -> list[dict[str, Any]]:
     """Build each plan; one failing plan does not stop the others, but fails the task at the end."""
     settings = load_settings()
     s3 = s3_client(settings)
+    plan_registry = registry(required=False)
+    if plan_registry is None:
+        log.warning("connection memora_redis is not configured: building without the per-plan lock")
     db = mysql_connection()
     summaries: list[dict[str, Any]] = []
     failures: list[str] = []
     try:
         for plan_id in plan_ids:
             try:
-                result = build_plan(plan_id, db=db, s3=s3, settings=settings)
+                if plan_registry is None:
+                    result = build_plan(plan_id, db=db, s3=s3, settings=settings)
+                else:
+                    with plan_registry.lock(plan_id, settings.lock_ttl_seconds):
+                        result = build_plan(plan_id, db=db, s3=s3, settings=settings)
+                    plan_registry.schedule_renewal(plan_id, result.renew_at)
+            except PlanLocked as exc:
+                plan_registry.mark([plan_id])  # the sync DAG builds it again once the other build is done
+                log.info("%s; queued for the sync DAG instead", exc)
+                continue
             except Exception as exc:
                 log.exception("plan %s failed", plan_id)
                 failures.append(f"{plan_id}: {type(exc).__name__}: {exc}")
                 continue
-            summaries.append(purge_summary(result.summary(), settings.purge_prefix_threshold))
+            summaries.append(result.purge_summary(settings.purge_prefix_threshold))
     finally:
         db.close()
     if failures:
         raise PlanBuildsFailed(f"{len(failures)} of {len(plan_ids)} plan(s) failed: " + "; ".join(failures))
     return summaries
-
-
-def purge_summary(summary: dict[str, Any], prefix_threshold: int) -> dict[str, Any]:
-    """Shrink a build summary for XCom: counts, and the changed keys unless the plan's prefix is purged instead."""
-    uploaded, deleted = summary.pop("uploaded"), summary.pop("deleted")
-    changed = uploaded + deleted
-    summary["files_uploaded"], summary["files_deleted"] = len(uploaded), len(deleted)
-    summary["purge_prefix"] = len(changed) > prefix_threshold
-    summary["purge_keys"] = [] if summary["purge_prefix"] else changed
-    summary["changed"] = len(changed)
-    return summary
 
 
 def remove_deleted_plans() -> list[str]:
@@ -102,3 +104,63 @@ def remove_deleted_plans() -> list[str]:
         log.info("plan %s no longer exists: removed its %d file(s)", plan_id, len(deleted))
         removed.append(plan_id)
     return removed
+
+
+# -- memora_cdn_sync ---------------------------------------------------------------------------------
+
+def sync_waiting(requested: list[str]) -> bool:
+    """The short-circuit: True when anything waits. Requested plans (manual runs) are marked first."""
+    from include.sync import waiting
+
+    plan_registry = registry()
+    if requested:
+        bad = [name for name in requested if not keys.is_safe_name(name)]
+        if bad:
+            raise ValueError(f"not plan names: {', '.join(repr(b) for b in bad[:10])}")
+        plan_registry.mark(requested)
+    db = mysql_connection()
+    try:
+        found = waiting(plan_registry, db)
+    finally:
+        db.close()
+    log.info("waiting: %d pending, %d fallback row(s), %d due retr(ies), %d signed-URL renewal(s)",
+             found.pending, found.fallback_rows, found.due_retries, found.renewals_due)
+    return found.anything
+
+
+def sync_claim(run_id: str, triggered_by: str) -> list[dict[str, str]]:
+    from include.sync import claim_batch
+
+    settings = load_settings()
+    db = mysql_connection()
+    try:
+        return claim_batch(registry(), db, s3_client(settings), settings, run_id, triggered_by).plans
+    finally:
+        db.close()
+
+
+def sync_build(plan: dict[str, str], *, run_id: str, try_number: int, max_tries: int, task) -> dict[str, Any]:
+    from include.sync import build_claimed_plan
+
+    settings = load_settings()
+    db = mysql_connection()
+    try:
+        return build_claimed_plan(
+            plan["plan_id"], run_id=run_id, triggered_by=plan["triggered_by"], try_number=try_number,
+            max_tries=max_tries, retry_delay=task.retry_delay, backoff=task.retry_exponential_backoff,
+            registry=registry(), db=db, s3=s3_client(settings), settings=settings,
+        )
+    finally:
+        db.close()
+
+
+def sync_purge(summaries) -> dict[str, Any] | None:
+    from include.purge import purger_for
+    from include.sync import purge, purge_requests
+
+    settings = load_settings()
+    # Failed mapped builds leave no XCom; index the lazy sequence instead of iterating past its end.
+    requests = purge_requests(summaries[i] for i in range(len(summaries)))
+    purger = purger_for(settings.purge_provider, files_per_request=settings.purge_files_per_request) if requests else None
+    report = purge(purger, settings, requests)
+    return report.as_dict() if report else None

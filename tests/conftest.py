@@ -36,3 +36,30 @@ def content_db():
     """(database name, connection) of an empty database with the Frappe schema."""
     with scratch_database() as db:
         yield db
+
+
+@pytest.fixture
+def redis_db():
+    """A real Redis connection on database 15, emptied before and after the test."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=6379, db=15)
+    client.ping()
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
+def registry(redis_db):
+    from include.registry import Registry
+
+    return Registry(redis_db)
+
+
+@pytest.fixture
+def cloudflare():
+    from tests.standins.cloudflare import CloudflareStandIn
+
+    with CloudflareStandIn(token="cf-test-token-123", zone_id="zone-abc") as standin:
+        yield standin

@@ -1,0 +1,84 @@
+"""Every five minutes, or as soon as `batch_threshold` plans are pending: rebuild the plans that changed.
+
+check (skip cheaply when nothing waits) -> claim a batch -> build each plan (mapped, locked, retried,
+dead-lettered) -> purge the CDN for what changed. A manual run can add plans with the `plans` param.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from airflow.sdk import (
+    Asset,
+    AssetOrTimeSchedule,
+    AssetWatcher,
+    CronTriggerTimetable,
+    Param,
+    TriggerRule,
+    dag,
+    get_current_context,
+    task,
+)
+
+from include.defaults import BUILD_POOL, DEFAULT_ARGS, TAGS
+from include.triggers import PendingPlansTrigger
+
+PENDING_PLANS = Asset(
+    name="memora_pending_plans",
+    uri="redis://memora_redis/cdn_export:pending_plans",
+    watchers=[AssetWatcher(name="memora_pending_plans_threshold", trigger=PendingPlansTrigger())],
+)
+
+TRIGGERED_BY = {"scheduled": "Scheduler", "asset_triggered": "Threshold", "manual": "Manual"}
+
+
+@dag(
+    dag_id="memora_cdn_sync",
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/5 * * * *", timezone="UTC"), assets=[PENDING_PLANS]),
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=TAGS,
+    doc_md=__doc__,
+    params={
+        "plans": Param([], type="array", items={"type": "string"}, title="Plans",
+                       description="Plan names to mark as changed before claiming (optional)."),
+    },
+)
+def memora_cdn_sync():
+    @task.short_circuit
+    def check() -> bool:
+        from include.tasks import sync_waiting
+
+        return sync_waiting(get_current_context()["params"].get("plans") or [])
+
+    @task
+    def claim() -> list[dict]:
+        from include.tasks import sync_claim
+
+        ctx = get_current_context()
+        run_type = ctx["dag_run"].run_type
+        return sync_claim(ctx["run_id"], TRIGGERED_BY.get(getattr(run_type, "value", run_type), "Scheduler"))
+
+    @task(pool=BUILD_POOL, map_index_template="{{ plan_label }}")
+    def build(plan: dict) -> dict:
+        from include.tasks import sync_build
+
+        ctx = get_current_context()
+        ctx["plan_label"] = plan["plan_id"]
+        ti = ctx["ti"]
+        return sync_build(plan, run_id=ctx["run_id"], try_number=ti.try_number, max_tries=ti.max_tries,
+                          task=ctx["task"])
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def purge(summaries) -> dict | None:
+        from include.tasks import sync_purge
+
+        return sync_purge(summaries)
+
+    claimed = claim()
+    check() >> claimed
+    purge(build.expand(plan=claimed))
+
+
+memora_cdn_sync()

@@ -1,0 +1,223 @@
+"""The Redis change registry (SPEC §7): pending plans, per-run claims, per-plan build locks, dead letters.
+
+Keys (prefix `cdn_export:`):
+- `pending_plans`  set    plan names waiting for a rebuild; the Frappe side SADDs here
+- `claim:{run}`    set    plans a sync run took from `pending_plans`; `claims` (hash claim key -> epoch)
+                          lists the live claims so that a crashed run's claim is recovered by the next one
+- `lock:{plan}`    string build lock: a random token, TTL <= 300 s, renewed while a build runs,
+                          released only by its holder
+- `dead_letter`    hash   plan -> JSON {error, failed_at} for plans that failed all their retries
+- `renewals`       zset   plan -> epoch second when its presigned media URLs pass half-life
+
+Every multi-step change is one Lua script, so no SADD from the Frappe side can fall between two
+commands and be lost. Redis returns bytes (RedisHook has no decode_responses): names are decoded here.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+log = logging.getLogger(__name__)
+
+PREFIX = "cdn_export:"
+PENDING = PREFIX + "pending_plans"
+CLAIMS = PREFIX + "claims"
+DEAD_LETTER = PREFIX + "dead_letter"
+RENEWALS = PREFIX + "renewals"  # sorted set: plan -> epoch when its signed media URLs must be renewed
+
+
+def claim_key(run_id: str) -> str:
+    return f"{PREFIX}claim:{run_id}"
+
+
+def lock_key(plan_id: str) -> str:
+    return f"{PREFIX}lock:{plan_id}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+# KEYS: pending, this run's claim, claims registry, renewals. ARGV: batch size, now, this claim's key, grace.
+# 1. another claim older than `grace` seconds belongs to a run that is over (the sync DAG runs one at a
+#    time; the grace keeps a forced overlapping run's fresh claim out of reach): its plans go back to pending; 2. plans whose signed URLs are due for renewal join pending; 3. up to `batch size`
+#    plans move from pending into this run's claim.
+_CLAIM = """
+local recovered = 0
+for _, plan in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[2])) do
+  redis.call('SADD', KEYS[1], plan)
+  redis.call('ZREM', KEYS[4], plan)
+end
+for _, other in ipairs(redis.call('HKEYS', KEYS[3])) do
+  local since = tonumber(redis.call('HGET', KEYS[3], other)) or 0
+  if other ~= ARGV[3] and tonumber(ARGV[2]) - since >= tonumber(ARGV[4]) then
+    for _, plan in ipairs(redis.call('SMEMBERS', other)) do
+      recovered = recovered + redis.call('SADD', KEYS[1], plan)
+    end
+    redis.call('DEL', other)
+    redis.call('HDEL', KEYS[3], other)
+  end
+end
+local plans = redis.call('SPOP', KEYS[1], tonumber(ARGV[1]))
+if #plans > 0 then
+  redis.call('SADD', KEYS[2], unpack(plans))
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[2])
+end
+return {recovered, plans}
+"""
+
+# KEYS: claim, claims registry, pending. ARGV: plan, requeue (0/1). Removes the plan from the claim (and the
+# claim from the registry once empty); with requeue, the plan goes back to pending in the same step.
+_RELEASE = """
+if ARGV[2] == '1' then redis.call('SADD', KEYS[3], ARGV[1]) end
+redis.call('SREM', KEYS[1], ARGV[1])
+if redis.call('SCARD', KEYS[1]) == 0 then redis.call('HDEL', KEYS[2], KEYS[1]) end
+return 1
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass
+class Claim:
+    key: str
+    plans: list[str]
+    recovered: int
+
+
+class PlanLocked(Exception):
+    """Another build (the other DAG, or an overlapping run) holds the plan's lock."""
+
+
+class LockLost(Exception):
+    """The lock expired or was taken over while the build ran."""
+
+
+class Registry:
+    def __init__(self, redis) -> None:
+        self.redis = redis
+        self._claim = redis.register_script(_CLAIM)
+        self._release = redis.register_script(_RELEASE)
+        self._renew = redis.register_script(_RENEW)
+        self._unlock = redis.register_script(_UNLOCK)
+
+    # -- pending ---------------------------------------------------------------------------------
+
+    def mark(self, plan_ids: Iterable[str]) -> int:
+        plan_ids = list(plan_ids)
+        return self.redis.sadd(PENDING, *plan_ids) if plan_ids else 0
+
+    def pending_count(self) -> int:
+        return int(self.redis.scard(PENDING))
+
+    def pending(self) -> set[str]:
+        return {_text(p) for p in self.redis.smembers(PENDING)}
+
+    # -- claims ----------------------------------------------------------------------------------
+
+    def claim(self, run_id: str, batch_size: int, recover_after: int = 120) -> Claim:
+        """Take up to `batch_size` pending plans for this run, after recovering claims abandoned for `recover_after` s."""
+        key = claim_key(run_id)
+        recovered, plans = self._claim(keys=[PENDING, key, CLAIMS, RENEWALS],
+                                       args=[batch_size, int(time.time()), key, recover_after])
+        if recovered:
+            log.warning("recovered %d plan(s) from the claims of runs that ended without releasing them", recovered)
+        return Claim(key=key, plans=sorted(_text(p) for p in plans), recovered=int(recovered))
+
+    def release(self, run_id: str, plan_id: str, requeue: bool = False) -> None:
+        self._release(keys=[claim_key(run_id), CLAIMS, PENDING], args=[plan_id, "1" if requeue else "0"])
+
+    def claimed(self) -> dict[str, list[str]]:
+        """Live claims: claim key -> plans (what runs are building now)."""
+        return {_text(k): sorted(_text(p) for p in self.redis.smembers(_text(k))) for k in self.redis.hkeys(CLAIMS)}
+
+    # -- signed media renewals -------------------------------------------------------------------
+
+    def schedule_renewal(self, plan_id: str, renew_at: int | None) -> None:
+        if renew_at is None:
+            self.redis.zrem(RENEWALS, plan_id)
+        else:
+            self.redis.zadd(RENEWALS, {plan_id: renew_at})
+
+    def renewals_due(self, now: float | None = None) -> int:
+        return int(self.redis.zcount(RENEWALS, "-inf", int(now if now is not None else time.time())))
+
+    # -- locks -----------------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, plan_id: str, ttl_seconds: int = 300) -> Iterator[None]:
+        """Hold `lock:{plan}` for the block; renewed every ttl/3 by a thread; released only if still ours."""
+        if not 1 <= ttl_seconds <= 300:
+            raise ValueError("the plan lock's TTL must be 1..300 s")
+        key, token = lock_key(plan_id), secrets.token_hex(16)
+        if not self.redis.set(key, token, nx=True, px=ttl_seconds * 1000):
+            raise PlanLocked(f"plan {plan_id} is being built elsewhere (lock {key} is held)")
+        stop = threading.Event()
+        lost = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(ttl_seconds / 3):
+                try:
+                    if not self._renew(keys=[key], args=[token, ttl_seconds * 1000]):
+                        lost.set()
+                        return
+                except Exception:  # Redis blip: try again next tick; the TTL still covers us
+                    log.warning("could not renew lock %s; will retry", key, exc_info=True)
+
+        renewer = threading.Thread(target=renew, name=f"lock-{plan_id}", daemon=True)
+        renewer.start()
+        try:
+            yield
+            if lost.is_set():
+                raise LockLost(f"lost the lock of plan {plan_id} during the build")
+        finally:
+            stop.set()
+            renewer.join(5)
+            try:
+                self._unlock(keys=[key], args=[token])
+            except Exception:
+                log.warning("could not release lock %s; it expires by itself", key, exc_info=True)
+
+    def is_locked(self, plan_id: str) -> bool:
+        return bool(self.redis.exists(lock_key(plan_id)))
+
+    # -- dead letters ----------------------------------------------------------------------------
+
+    def dead_letter(self, plan_id: str, error: str) -> None:
+        entry = {"error": error[:2000], "failed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self.redis.hset(DEAD_LETTER, plan_id, json.dumps(entry, ensure_ascii=False))
+
+    def clear_dead_letter(self, plan_id: str) -> bool:
+        return bool(self.redis.hdel(DEAD_LETTER, plan_id))
+
+    def dead_letters(self) -> dict[str, dict[str, str]]:
+        out = {}
+        for plan, raw in self.redis.hgetall(DEAD_LETTER).items():
+            try:
+                entry = json.loads(_text(raw))
+            except ValueError:  # written by hand or by an older version: the value is the error
+                entry = {"error": _text(raw), "failed_at": ""}
+            out[_text(plan)] = entry
+        return out
+
+    def retry_dead_letter(self, plan_id: str) -> bool:
+        """Move a dead-lettered plan back to pending, atomically."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hdel(DEAD_LETTER, plan_id)
+        pipe.sadd(PENDING, plan_id)
+        removed, _ = pipe.execute()
+        return bool(removed)

@@ -1,0 +1,249 @@
+"""The sync path against real Redis, MariaDB, the local S3 server and the Cloudflare stand-in."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+from include import demo, keys, sync_log
+from include.build import build_plan
+from include.purge import CloudflarePurger
+from include.read import list_plans
+from include.registry import CLAIMS, DEAD_LETTER, PENDING, LockLost, PlanLocked, claim_key
+from include.sync import build_claimed_plan, claim_batch, purge, purge_requests, waiting
+from include.triggers import PendingPlansTrigger
+
+P1, P2 = "PLAN-2026-0001", "PLAN-2026-0002"
+
+
+@pytest.fixture
+def demo_db(content_db):
+    name, conn = content_db
+    demo.load(conn, demo.generate(demo.DemoScale()))
+    return conn
+
+
+def run_cycle(registry, db, s3, settings, run_id="run-1", cloudflare=None, triggered_by="Scheduler"):
+    """One sync run without Airflow: claim, build every claimed plan, purge."""
+    batch = claim_batch(registry, db, s3, settings, run_id, triggered_by)
+    summaries = [build_claimed_plan(p["plan_id"], run_id=run_id, triggered_by=p["triggered_by"], try_number=1,
+                                    max_tries=3, retry_delay=timedelta(seconds=1), backoff=2.0,
+                                    registry=registry, db=db, s3=s3, settings=settings) for p in batch.plans]
+    report = None
+    if cloudflare is not None:
+        purger = CloudflarePurger(cloudflare.url, "cf-test-token-123", "zone-abc", files_per_request=30)
+        report = purge(purger, settings, purge_requests(summaries))
+    return batch, summaries, report
+
+
+def execute(db, sql, *params):
+    db.cursor().execute(sql, params)
+    db.commit()
+
+
+def test_an_edit_publishes_only_affected_files_and_purges_exactly_their_urls(demo_db, registry, s3, settings, cloudflare):
+    for plan_id in list_plans(demo_db):
+        build_plan(plan_id, db=demo_db, s3=s3, settings=settings)
+    cur = demo_db.cursor()
+    cur.execute("SELECT l.name FROM `tabMemora Lesson` l JOIN `tabMemora Topic` t ON t.name = l.parent_topic "
+                "JOIN `tabMemora Unit` u ON u.name = t.parent_unit JOIN `tabMemora Track` tr ON tr.name = u.parent_track "
+                "JOIN `tabMemora Plan Subject` ps ON ps.subject = tr.parent_subject AND ps.parent = %s "
+                "WHERE l.is_published = 1 AND t.is_published = 1 AND u.is_published = 1 AND tr.is_published = 1 "
+                "ORDER BY l.name LIMIT 1", (P2,))
+    lesson = cur.fetchone()[0]
+    execute(demo_db, "UPDATE `tabMemora Lesson` SET title = 'Edited' WHERE name = %s", lesson)
+    registry.mark([P2])
+    assert waiting(registry, demo_db).pending == 1
+    batch, summaries, report = run_cycle(registry, demo_db, s3, settings, cloudflare=cloudflare)
+    assert [p["plan_id"] for p in batch.plans] == [P2]
+    changed = summaries[0]["purge_keys"]
+    assert keys.lesson_key(P2, lesson) in changed and keys.manifest_key(P2) in changed
+    assert 4 <= len(changed) <= 10
+    assert sorted(cloudflare.purged_files) == sorted(f"https://cdn.memora.test/{k}" for k in changed)
+    assert report.urls_purged == len(changed)
+    assert registry.pending_count() == 0 and registry.claimed() == {}
+    rows = sync_log.recent(demo_db, plan_id=P2)
+    assert rows[0]["status"] == "Success" and rows[0]["files_uploaded"] == len(changed)
+
+
+def test_twenty_edits_of_one_plan_give_one_rebuild(demo_db, registry, s3, settings):
+    for i in range(20):
+        registry.mark([P1])
+    batch, summaries, _ = run_cycle(registry, demo_db, s3, settings)
+    assert [p["plan_id"] for p in batch.plans] == [P1] and len(summaries) == 1
+    assert not waiting(registry, demo_db).anything
+
+
+def test_batch_size_caps_a_run_and_the_rest_waits(demo_db, registry, s3, settings):
+    from dataclasses import replace
+
+    registry.mark([P1, P2])
+    small = replace(settings, batch_size=1)
+    first = claim_batch(registry, demo_db, s3, small, "run-a", "Scheduler")
+    assert len(first.plans) == 1 and registry.pending_count() == 1
+
+
+def test_a_locked_plan_goes_back_to_pending(demo_db, registry, s3, settings):
+    registry.mark([P1])
+    with registry.lock(P1):
+        batch, summaries, _ = run_cycle(registry, demo_db, s3, settings)
+    assert summaries == [{"plan_id": P1, "status": "requeued", "purge_keys": [], "purge_prefix": False}]
+    assert registry.pending() == {P1} and registry.claimed() == {}
+    _, summaries, _ = run_cycle(registry, demo_db, s3, settings, run_id="run-2")
+    assert summaries[0]["status"] == "published"
+
+
+def test_a_change_during_the_build_is_rebuilt_later(demo_db, registry, s3, settings):
+    registry.mark([P1])
+    batch = claim_batch(registry, demo_db, s3, settings, "run-1", "Scheduler")
+    registry.mark([P1])  # the Frappe side marks it again while the run builds it
+    build_claimed_plan(P1, run_id="run-1", triggered_by="Scheduler", try_number=1, max_tries=3,
+                       retry_delay=timedelta(seconds=1), backoff=2.0, registry=registry, db=demo_db, s3=s3, settings=settings)
+    assert registry.pending() == {P1}
+
+
+def test_a_crashed_runs_claim_is_recovered_by_the_next_run(demo_db, registry, s3, settings):
+    registry.mark([P1, P2])
+    claim_batch(registry, demo_db, s3, settings, "crashed-run", "Scheduler")
+    assert registry.pending_count() == 0 and registry.claimed() == {claim_key("crashed-run"): [P1, P2]}
+    batch = claim_batch(registry, demo_db, s3, settings, "overlapping-run", "Scheduler")
+    assert batch.recovered == 0 and batch.plans == []  # a fresh claim may belong to a live run: left alone
+    registry.redis.hset(CLAIMS, claim_key("crashed-run"), int(time.time()) - 121)
+    batch = claim_batch(registry, demo_db, s3, settings, "next-run", "Scheduler")
+    assert batch.recovered == 2 and sorted(p["plan_id"] for p in batch.plans) == [P1, P2]
+    assert sorted(registry.claimed()) == [claim_key("next-run")]
+
+
+def test_fallback_rows_and_due_retries_are_drained(demo_db, registry, s3, settings):
+    sync_log.write_fallback(demo_db, P1)
+    sync_log.write_fallback(demo_db, P1)
+    row = sync_log.start(demo_db, "dead-run", P2, "Scheduler", 0)
+    execute(demo_db, "UPDATE `tabCDN Sync Log` SET status='Failed', next_retry_at = NOW() - INTERVAL 1 MINUTE WHERE name=%s", row)
+    found = waiting(registry, demo_db)
+    assert (found.pending, found.fallback_rows, found.due_retries) == (0, 2, 1)
+    batch, summaries, _ = run_cycle(registry, demo_db, s3, settings)
+    assert {p["plan_id"]: p["triggered_by"] for p in batch.plans} == {P1: "Fallback Recovery", P2: "Scheduler"}
+    assert batch.drained == 2  # plans: the two fallback rows of P1 give one rebuild
+    assert not waiting(registry, demo_db).anything
+    assert {r["status"] for r in sync_log.recent(demo_db, status="Queued")} == set()
+
+
+def test_dead_letter_after_the_last_retry_then_a_retry(demo_db, registry, s3, settings):
+    from dataclasses import replace
+
+    broken = replace(settings, bucket="memora-no-such-bucket")
+    registry.mark([P1])
+    claim_batch(registry, demo_db, s3, settings, "run-1", "Scheduler")
+    for attempt in (1, 2, 3, 4):
+        with pytest.raises(Exception, match="NoSuchBucket"):
+            build_claimed_plan(P1, run_id="run-1", triggered_by="Scheduler", try_number=attempt, max_tries=3,
+                               retry_delay=timedelta(seconds=1), backoff=2.0, registry=registry, db=demo_db, s3=s3,
+                               settings=broken)
+        row = sync_log.recent(demo_db, plan_id=P1)[0]
+        if attempt < 4:
+            assert row["status"] == "Failed" and row["retry_count"] == attempt - 1 and row["next_retry_at"]
+            assert P1 in registry.claimed()[claim_key("run-1")]
+    assert row["status"] == "Dead Letter" and "NoSuchBucket" in row["error_message"]
+    assert "NoSuchBucket" in registry.dead_letters()[P1]["error"]
+    assert registry.claimed() == {}
+    # an operator retries it (or clears the failed task): it is rebuilt and leaves the dead letter hash
+    assert registry.retry_dead_letter(P1) and registry.pending() == {P1}
+    run_cycle(registry, demo_db, s3, settings, run_id="run-2")
+    assert registry.dead_letters() == {}
+    assert sync_log.recent(demo_db, plan_id=P1)[0]["status"] == "Success"
+
+
+def test_invalid_names_do_not_disturb_valid_ones(demo_db, registry, s3, settings):
+    junk = ["../x", "", "a" * 10_000, "PLAN 1", 'PL"AN', "plans/../../etc", "NO-SUCH-PLAN", "x/y"]
+    registry.redis.sadd(PENDING, *junk, P1)
+    batch, summaries, _ = run_cycle(registry, demo_db, s3, settings)
+    assert [p["plan_id"] for p in batch.plans] == [P1] and len(batch.refused) == len(junk)
+    assert summaries[0]["status"] == "published"
+    listed = {o["Key"] for o in s3.list_objects_v2(Bucket=settings.bucket).get("Contents", [])}
+    assert all(k.startswith(("plans/PLAN-2026-0001/", "_memora_cdn_state/PLAN-2026-0001")) for k in listed)
+    assert registry.claimed() == {} and registry.pending_count() == 0
+
+
+def test_a_deleted_plan_name_is_valid_and_its_folder_removed(demo_db, registry, s3, settings):
+    build_plan(P2, db=demo_db, s3=s3, settings=settings)
+    execute(demo_db, "DELETE FROM `tabMemora Academic Plan` WHERE name = %s", P2)
+    registry.mark([P2])
+    batch, summaries, _ = run_cycle(registry, demo_db, s3, settings)
+    assert summaries[0]["status"] == "removed" and summaries[0]["files_deleted"] > 0
+    assert s3.list_objects_v2(Bucket=settings.bucket, Prefix=keys.plan_prefix(P2)).get("KeyCount") == 0
+
+
+def test_signed_url_renewals_are_scheduled_and_claimed_when_due(demo_db, registry, s3, settings):
+    execute(demo_db, "UPDATE `tabMemora Lesson Stage` SET config = REPLACE(config, 'memora-media', %s)", settings.media_bucket)
+    registry.mark([P1])
+    run_cycle(registry, demo_db, s3, settings)
+    renew_at = registry.redis.zscore("cdn_export:renewals", P1)
+    assert renew_at and renew_at > time.time() + 3600  # half of 4 hours ahead
+    assert waiting(registry, demo_db).renewals_due == 0
+    registry.redis.zadd("cdn_export:renewals", {P1: time.time() - 1})
+    assert waiting(registry, demo_db).renewals_due == 1
+    batch = claim_batch(registry, demo_db, s3, settings, "run-2", "Scheduler")
+    assert [p["plan_id"] for p in batch.plans] == [P1]
+
+
+def test_lock_is_exclusive_renewed_and_released_only_by_its_holder(registry):
+    with registry.lock(P1, ttl_seconds=3):
+        with pytest.raises(PlanLocked):
+            with registry.lock(P1):
+                pass
+        time.sleep(4)  # longer than the TTL: the renewer keeps it
+        assert registry.is_locked(P1)
+        assert 0 < registry.redis.pttl(f"cdn_export:lock:{P1}") <= 3000
+    assert not registry.is_locked(P1)
+    with pytest.raises(LockLost):
+        with registry.lock(P2, ttl_seconds=3):
+            registry.redis.set(f"cdn_export:lock:{P2}", "someone-else")
+            time.sleep(1.5)
+    assert registry.redis.get(f"cdn_export:lock:{P2}") == b"someone-else"  # not released: not ours
+    with pytest.raises(ValueError):
+        with registry.lock(P1, ttl_seconds=301):
+            pass
+
+
+def test_concurrent_claims_never_hand_a_plan_to_two_runs(registry):
+    registry.mark([f"PLAN-{i:04d}" for i in range(500)])
+    results = {}
+
+    def claim(run):
+        results[run] = registry.claim(run, 50).plans
+
+    threads = [threading.Thread(target=claim, args=(f"r{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    claimed = [p for plans in results.values() for p in plans]
+    assert len(claimed) == len(set(claimed))
+
+
+def test_threshold_trigger_fires_when_the_pending_set_reaches_it(redis_db, monkeypatch):
+    import redis as redis_lib
+
+    monkeypatch.setattr(PendingPlansTrigger, "_redis", lambda self: redis_lib.Redis(host="127.0.0.1", port=6379, db=15))
+    trigger = PendingPlansTrigger(threshold=50, poll_interval=0.1, cooldown=60)
+    assert trigger.serialize() == ("include.triggers.PendingPlansTrigger",
+                                   {"threshold": 50, "redis_conn_id": "memora_redis", "poll_interval": 0.1, "cooldown": 60})
+
+    async def first_event():
+        gen = trigger.run()
+        redis_db.sadd(PENDING, *[f"P{i}" for i in range(49)])
+        task = asyncio.ensure_future(gen.__anext__())
+        await asyncio.sleep(0.5)
+        assert not task.done()  # 49 < 50
+        started = time.monotonic()
+        redis_db.sadd(PENDING, "P49")
+        event = await asyncio.wait_for(task, timeout=5)
+        await gen.aclose()
+        return event, time.monotonic() - started
+
+    event, latency = asyncio.run(first_event())
+    assert event.payload == {"pending": 50, "threshold": 50}
+    assert latency < 30
