@@ -154,3 +154,65 @@ def test_failed_plan_builds_retry_three_times_with_the_configured_delay(airflow_
     assert attempts == 4, output[-3000:]
     assert "NoSuchBucket" in output
     assert time.monotonic() - started < 120  # not Airflow's 300 s fallback for mapped tasks
+
+
+def test_sync_dag_parses_with_its_schedule_and_rules(airflow_home):
+    dag = dagbag(airflow_home)["dags"]["memora_cdn_sync"]
+    assert dag["catchup"] is False and dag["max_active_runs"] == 1 and dag["params"] == ["plans"]
+    tasks = dag["tasks"]
+    assert set(tasks) == {"check", "claim", "build", "purge"}
+    assert tasks["build"]["pool"] == "memora_cdn_builds" and tasks["build"]["map_index_template"] == "{{ plan_label }}"
+    assert tasks["build"]["retries"] == 3 and tasks["build"]["backoff"] == 2.0
+    assert tasks["purge"]["trigger_rule"].lower().endswith("all_done")
+
+
+def test_airflow_dags_test_sync_publishes_an_edit_and_purges_its_urls(airflow_home, content_db, s3_server, s3, settings,
+                                                                      redis_db, cloudflare):
+    """An edit, then `airflow dags test memora_cdn_sync`: only the affected files change, exactly their URLs are purged."""
+    from include.build import build_plan
+    from include.registry import Registry
+
+    name, conn = content_db
+    demo.load(conn, demo.generate(demo.DemoScale()))
+    for plan_id in ("PLAN-2026-0001", "PLAN-2026-0002"):
+        build_plan(plan_id, db=conn, s3=s3, settings=settings)
+    before = {p: list_prefix(s3, settings.bucket, keys.plan_prefix(p)) for p in ("PLAN-2026-0001", "PLAN-2026-0002")}
+    conn.cursor().execute("UPDATE `tabMemora Academic Plan` SET title = 'خطة معدلة' WHERE name = 'PLAN-2026-0002'")
+    conn.commit()
+    Registry(redis_db).mark(["PLAN-2026-0002"])
+    env = {
+        "AIRFLOW_CONN_MEMORA_MYSQL": mysql_airflow_conn(name),
+        "AIRFLOW_CONN_MEMORA_S3": s3_server.airflow_conn(),
+        "AIRFLOW_CONN_MEMORA_REDIS": json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": 6379, "extra": {"db": 15}}),
+        "AIRFLOW_CONN_MEMORA_CDN_PURGE": json.dumps({"conn_type": "http", "host": cloudflare.url, "password": "cf-test-token-123",
+                                                     "extra": {"zone_id": "zone-abc"}}),
+        "AIRFLOW_VAR_MEMORA_CDN_SETTINGS": json.dumps(settings.as_dict() | {"purge_provider": "cloudflare"}),
+    }
+    done = subprocess.run([AIRFLOW, "dags", "test", "memora_cdn_sync"], env=base_env(airflow_home) | env,
+                          capture_output=True, text=True, timeout=600)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and "state=success" in output, output[-5000:]
+    assert "cf-test-token-123" not in output  # the token never reaches the logs
+    after = {p: list_prefix(s3, settings.bucket, keys.plan_prefix(p)) for p in before}
+    assert after["PLAN-2026-0001"] == before["PLAN-2026-0001"]
+    changed = [k for k, etag in after["PLAN-2026-0002"].items() if before["PLAN-2026-0002"].get(k) != etag]
+    assert changed == [keys.manifest_key("PLAN-2026-0002")]  # the plan title is only in the manifest
+    assert cloudflare.purged_files == [f"https://cdn.memora.test/{keys.manifest_key('PLAN-2026-0002')}"]
+    assert "PLAN-2026-0002" in output and "map_index=0" in output
+    assert Registry(redis_db).pending_count() == 0
+
+
+def test_airflow_dags_test_sync_skips_cheaply_when_nothing_waits(airflow_home, content_db, s3_server, settings, redis_db):
+    name, _ = content_db
+    env = {
+        "AIRFLOW_CONN_MEMORA_MYSQL": mysql_airflow_conn(name),
+        "AIRFLOW_CONN_MEMORA_S3": s3_server.airflow_conn(),
+        "AIRFLOW_CONN_MEMORA_REDIS": json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": 6379, "extra": {"db": 15}}),
+        "AIRFLOW_VAR_MEMORA_CDN_SETTINGS": json.dumps(settings.as_dict()),
+    }
+    done = subprocess.run([AIRFLOW, "dags", "test", "memora_cdn_sync"], env=base_env(airflow_home) | env,
+                          capture_output=True, text=True, timeout=600)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and "state=success" in output, output[-5000:]
+    assert "waiting: 0 pending, 0 fallback row(s)" in output
+    assert "claimed " not in output and "nothing to purge" not in output  # claim and purge were skipped
