@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt co
 help:
 	@echo "make demo   - set up everything, load demo content, run memora_cdn_full_rebuild, show what it published"
 	@echo "make test   - the whole test suite against local MariaDB, Redis and S3"
+	@echo "make airflow - airflow standalone on http://127.0.0.1:8080 wired to the local stack (user ops)"
 
 $(STAMP):
 	bash scripts/services.sh
@@ -24,8 +25,11 @@ services: $(STAMP)
 demo: services
 	source scripts/airflow_env.sh && $(PY) scripts/demo.py
 
+airflow: services
+	bash scripts/airflow_standalone.sh
+
 test: $(STAMP)
 	bash scripts/services.sh
 	$(PY) -m pytest
 
-.PHONY: help venv services demo test
+.PHONY: help venv services demo test airflow
