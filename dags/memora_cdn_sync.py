@@ -76,9 +76,16 @@ def memora_cdn_sync():
 
         return sync_purge(summaries)
 
+    @task(trigger_rule=TriggerRule.ONE_FAILED)
+    def any_plan_failed() -> None:
+        """Fails the run when a plan failed (the purge, its other leaf, succeeds by design)."""
+        raise RuntimeError("at least one plan build failed: see the failed `build` task instances and the dead letters")
+
     claimed = claim()
     check() >> claimed
-    purge(build.expand(plan=claimed))
+    builds = build.expand(plan=claimed)
+    purge(builds)
+    builds >> any_plan_failed()
 
 
 memora_cdn_sync()

@@ -160,7 +160,8 @@ def test_sync_dag_parses_with_its_schedule_and_rules(airflow_home):
     dag = dagbag(airflow_home)["dags"]["memora_cdn_sync"]
     assert dag["catchup"] is False and dag["max_active_runs"] == 1 and dag["params"] == ["plans"]
     tasks = dag["tasks"]
-    assert set(tasks) == {"check", "claim", "build", "purge"}
+    assert set(tasks) == {"check", "claim", "build", "purge", "any_plan_failed"}
+    assert tasks["any_plan_failed"]["trigger_rule"].lower().endswith("one_failed")
     assert tasks["build"]["pool"] == "memora_cdn_builds" and tasks["build"]["map_index_template"] == "{{ plan_label }}"
     assert tasks["build"]["retries"] == 3 and tasks["build"]["backoff"] == 2.0
     assert tasks["purge"]["trigger_rule"].lower().endswith("all_done")

@@ -1,0 +1,255 @@
+"""End to end against a running Airflow (`airflow standalone`: api-server, scheduler, dag-processor, triggerer),
+driven only through its REST API v2, as the UI does. Real MariaDB, Redis, moto S3 (behind a fault proxy)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from include import demo, keys
+from include.build import build_plan
+from include.publish import list_prefix
+from include.registry import Registry
+from include.settings import parse_settings
+from tests.standins.s3_proxy import S3FaultProxy
+from tests.support import REPO, free_port, mysql_airflow_conn, scratch_database
+
+VENV_BIN = Path(sys.executable).parent
+PLANS = [f"PLAN-2026-{n:04d}" for n in range(1, 51)]
+REDIS_DB = 10
+
+
+class Airflow:
+    def __init__(self, base: str, password: str) -> None:
+        self.base = base
+        self.password = password
+        self.session = requests.Session()
+
+    def login(self) -> None:
+        r = requests.post(f"{self.base}/auth/token", json={"username": "ops", "password": self.password}, timeout=30)
+        r.raise_for_status()
+        self.session.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+
+    def get(self, path: str, **params):
+        r = self.session.get(f"{self.base}/api/v2{path}", params=params, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def post(self, path: str, body: dict):
+        r = self.session.post(f"{self.base}/api/v2{path}", json=body, timeout=30)
+        assert r.status_code < 300, r.text
+        return r.json()
+
+    def runs(self, dag_id: str) -> list[dict]:
+        return self.get(f"/dags/{dag_id}/dagRuns", order_by="-run_after", limit=50)["dag_runs"]
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.get(f"/dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in ("success", "failed"):
+                return run
+            time.sleep(2)
+        raise AssertionError(f"{dag_id} {run_id} did not finish within {timeout} s")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=200)["task_instances"]
+
+
+@pytest.fixture(scope="module")
+def stack(s3_server, tmp_path_factory):
+    """Demo content (50 small plans), published once, and an Airflow standalone wired to it."""
+    import redis
+
+    home = tmp_path_factory.mktemp("airflow_e2e")
+    registry = Registry(redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB))
+    registry.redis.flushdb()
+    with scratch_database() as (db_name, conn), S3FaultProxy(s3_server.endpoint) as proxy:
+        demo.load(conn, demo.generate(demo.DemoScale(plans=50, subjects_per_plan=1, lessons_per_plan=6,
+                                                     stages_per_lesson=1, shared_subjects=0)))
+        settings = parse_settings({"bucket": "memora-e2e", "media_bucket": "memora-e2e-media", "batch_size": 50,
+                                   "batch_threshold": 50, "cdn_base_url": "https://cdn.memora.test"})
+        s3 = s3_server.client()
+        for bucket in (settings.bucket, settings.media_bucket):
+            s3.create_bucket(Bucket=bucket)
+        for plan_id in PLANS:
+            build_plan(plan_id, db=conn, s3=s3, settings=settings)
+        password = "e2e-" + os.urandom(6).hex()
+        (home / "passwords.json").write_text(json.dumps({"ops": password}))
+        api_port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MEMORA"))}
+        env.update({
+            "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
+            "PYTHONPATH": str(REPO),
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "2",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "ops:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+            "AIRFLOW_CONN_MEMORA_MYSQL": mysql_airflow_conn(db_name),
+            "AIRFLOW_CONN_MEMORA_REDIS": json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": 6379,
+                                                     "extra": {"db": REDIS_DB}}),
+            # the Airflow workers reach S3 through the fault proxy
+            "AIRFLOW_CONN_MEMORA_S3": json.dumps({"conn_type": "aws", "login": "memora-test-key",
+                                                  "password": "memora-test-secret",
+                                                  "extra": {"endpoint_url": proxy.endpoint, "region_name": "us-east-1"}}),
+            "AIRFLOW_VAR_MEMORA_CDN_SETTINGS": json.dumps(settings.as_dict()),
+        })
+        airflow = str(VENV_BIN / "airflow")
+        subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+        subprocess.run([airflow, "pools", "set", "memora_cdn_builds", "4", "Memora CDN builds"], env=env, check=True,
+                       capture_output=True, timeout=120)
+        log = open(home / "standalone.log", "w")
+        proc = subprocess.Popen([airflow, "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        api = Airflow(f"http://127.0.0.1:{api_port}", password)
+        try:
+            deadline = time.monotonic() + 240
+            while True:
+                try:
+                    health = requests.get(f"{api.base}/api/v2/monitor/health", timeout=5).json()
+                    if all(health.get(c, {}).get("status") == "healthy" for c in ("scheduler", "triggerer", "dag_processor")):
+                        api.login()
+                        dags = {d["dag_id"]: d for d in api.get("/dags")["dags"]}
+                        if {"memora_cdn_sync", "memora_cdn_full_rebuild"} <= set(dags):
+                            break
+                except (requests.RequestException, ValueError, KeyError):
+                    pass
+                assert proc.poll() is None, (home / "standalone.log").read_text()[-5000:]
+                assert time.monotonic() < deadline, "Airflow did not come up: " + (home / "standalone.log").read_text()[-5000:]
+                time.sleep(3)
+            for dag_id, dag in dags.items():
+                assert not dag["is_paused"], dag_id
+            time.sleep(10)  # let the scheduler create the runs it starts by itself, then wait for them
+            for earlier in api.runs("memora_cdn_full_rebuild"):  # the nightly run Airflow starts when the DAG appears
+                api.wait_run("memora_cdn_full_rebuild", earlier["dag_run_id"], timeout=600)
+            yield {"api": api, "db": conn, "s3": s3, "settings": settings, "registry": registry, "proxy": proxy, "home": home}
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+            registry.redis.flushdb()
+
+
+def etags(stack, plan_id):
+    return list_prefix(stack["s3"], stack["settings"].bucket, keys.plan_prefix(plan_id))
+
+
+def edit_plan_title(stack, plan_id, title):
+    cur = stack["db"].cursor()
+    cur.execute("UPDATE `tabMemora Academic Plan` SET title = %s WHERE name = %s", (title, plan_id))
+    stack["db"].commit()
+
+
+def test_the_scheduler_runs_the_sync_on_its_own_after_a_plan_is_marked(stack):
+    api, plan_id = stack["api"], PLANS[0]
+    before = etags(stack, plan_id)
+    edit_plan_title(stack, plan_id, "خطة مجدولة")
+    marked_at = time.time()
+    stack["registry"].mark([plan_id])
+    # the next */5 cron tick: at most five minutes away
+    deadline = time.monotonic() + 420
+    while time.monotonic() < deadline:
+        runs = [r for r in api.runs("memora_cdn_sync") if r["run_type"] == "scheduled" and r["state"] == "success"
+                and r["start_date"] and time.mktime(time.strptime(r["start_date"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone >= marked_at - 1]
+        if runs:
+            break
+        time.sleep(5)
+    else:
+        raise AssertionError("no scheduled memora_cdn_sync run picked the plan up")
+    assert etags(stack, plan_id)[keys.manifest_key(plan_id)] != before[keys.manifest_key(plan_id)]
+    assert stack["registry"].pending_count() == 0
+
+
+def test_threshold_starts_a_run_within_30_seconds(stack):
+    api = stack["api"]
+    known = {r["dag_run_id"] for r in api.runs("memora_cdn_sync")}
+    marked = time.monotonic()
+    stack["registry"].mark(PLANS)
+    run = None
+    while time.monotonic() - marked < 30:
+        fresh = [r for r in api.runs("memora_cdn_sync") if r["dag_run_id"] not in known]
+        if fresh:
+            run = fresh[0]
+            break
+        time.sleep(1)
+    assert run is not None, "50 pending plans did not start memora_cdn_sync within 30 s"
+    assert run["run_type"] == "asset_triggered"
+    done = api.wait_run("memora_cdn_sync", run["dag_run_id"], timeout=600)
+    assert done["state"] == "success"
+    builds = [ti for ti in api.task_instances("memora_cdn_sync", run["dag_run_id"]) if ti["task_id"] == "build"]
+    assert sorted(ti["rendered_map_index"] for ti in builds) == PLANS  # each mapped task shows its plan
+
+
+def test_a_manual_full_rebuild_with_a_plan_list_rebuilds_only_those(stack):
+    api = stack["api"]
+    chosen, other = PLANS[2], PLANS[3]
+    edit_plan_title(stack, chosen, "Chosen plan")
+    edit_plan_title(stack, other, "Not chosen")
+    before_other = etags(stack, other)
+    run = api.post("/dags/memora_cdn_full_rebuild/dagRuns", {"logical_date": None, "conf": {"plans": [chosen]}})
+    done = api.wait_run("memora_cdn_full_rebuild", run["dag_run_id"])
+    assert done["state"] == "success"
+    manifest = json.loads(stack["s3"].get_object(Bucket=stack["settings"].bucket, Key=keys.manifest_key(chosen))["Body"].read())
+    assert manifest["title"] == "Chosen plan"
+    assert etags(stack, other) == before_other
+    builds = [ti for ti in api.task_instances("memora_cdn_full_rebuild", run["dag_run_id"]) if ti["task_id"] == "build"]
+    assert [ti["rendered_map_index"] for ti in builds] == [chosen]
+
+
+def test_a_broken_plan_fails_alone_then_clearing_its_task_fixes_it(stack):
+    api, proxy = stack["api"], stack["proxy"]
+    broken, fine = PLANS[4], PLANS[5]
+    edit_plan_title(stack, broken, "Broken for now")
+    edit_plan_title(stack, fine, "Fine")
+    proxy.deny_prefix(keys.plan_prefix(broken))  # the S3 key policy refuses this plan's writes
+    try:
+        run = api.post("/dags/memora_cdn_sync/dagRuns", {"logical_date": None, "conf": {"plans": [broken, fine]}})
+        done = api.wait_run("memora_cdn_sync", run["dag_run_id"], timeout=600)
+        assert done["state"] == "failed"
+        builds = {ti["rendered_map_index"]: ti for ti in api.task_instances("memora_cdn_sync", run["dag_run_id"])
+                  if ti["task_id"] == "build"}
+        assert builds[fine]["state"] == "success" and builds[broken]["state"] == "failed"
+        assert builds[broken]["try_number"] == 4  # 1 + 3 retries
+        from include import sync_log
+
+        rows = sync_log.recent(stack["db"], plan_id=broken, limit=5)
+        stack["db"].commit()
+        assert broken in stack["registry"].dead_letters(), rows
+        manifest = json.loads(stack["s3"].get_object(Bucket=stack["settings"].bucket, Key=keys.manifest_key(fine))["Body"].read())
+        assert manifest["title"] == "Fine"
+    finally:
+        proxy.allow_all()  # the cause is fixed
+    api.post(f"/dags/memora_cdn_sync/clearTaskInstances", {
+        "dry_run": False, "dag_run_id": run["dag_run_id"], "task_ids": [["build", builds[broken]["map_index"]]],
+        "only_failed": False, "include_downstream": True,  # the purge and the failure watcher run again too
+    })
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        tis = {ti["rendered_map_index"]: ti for ti in api.task_instances("memora_cdn_sync", run["dag_run_id"]) if ti["task_id"] == "build"}
+        if tis[broken]["state"] in ("success", "failed"):
+            break
+        time.sleep(2)
+    assert tis[broken]["state"] == "success"
+    assert api.wait_run("memora_cdn_sync", run["dag_run_id"])["state"] == "success"
+    assert tis[fine]["try_number"] == builds[fine]["try_number"]  # exactly that one task instance re-ran
+    manifest = json.loads(stack["s3"].get_object(Bucket=stack["settings"].bucket, Key=keys.manifest_key(broken))["Body"].read())
+    assert manifest["title"] == "Broken for now"
+    assert broken not in stack["registry"].dead_letters()
