@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt co
 help:
 	@echo "make demo   - set up everything, load demo content, run memora_cdn_full_rebuild, show what it published"
 	@echo "make test   - the whole test suite against local MariaDB, Redis and S3"
+	@echo "make test-faults - only the fault, bad-input and security tests (about 3 min)"
+	@echo "make bench  - benchmarks P1-P5 and growth into bench/RESULTS.md (about 25 min; bench/run.py --quick for a smoke check)"
 	@echo "make airflow - airflow standalone on http://127.0.0.1:8080 wired to the local stack (user ops)"
 
 $(STAMP):
@@ -29,7 +31,14 @@ airflow: services
 	bash scripts/airflow_standalone.sh
 
 test: $(STAMP)
-	bash scripts/services.sh
+	MEMORA_WITH_BROWSER=1 bash scripts/services.sh
 	$(PY) -m pytest
 
-.PHONY: help venv services demo test airflow
+test-faults: $(STAMP)
+	bash scripts/services.sh
+	$(PY) -m pytest tests/test_faults.py tests/test_bad_input.py tests/test_security.py -q
+
+bench: services
+	$(PY) bench/run.py
+
+.PHONY: help venv services demo test test-faults bench airflow

@@ -10,7 +10,7 @@ command -v gcc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # the dashboard's browser test: Debian's Chromium and its driver (never a downloaded browser)
-if [ "${MEMORA_SKIP_BROWSER:-0}" != "1" ]; then
+if [ "${MEMORA_WITH_BROWSER:-0}" = "1" ]; then  # make test sets it
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
   [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 fi
