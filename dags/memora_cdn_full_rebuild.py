@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from include.defaults import BUILD_POOL, DEFAULT_ARGS, TAGS
 
@@ -55,9 +55,17 @@ def memora_cdn_full_rebuild():
             return []  # a limited run removes only the listed plans that no longer exist (the build does)
         return remove_deleted_plans()
 
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def purge(built, removed) -> dict | None:
+        from include.tasks import full_rebuild_purge
+
+        return full_rebuild_purge(built, removed)
+
     groups = plan_groups()
-    build.expand(plan_ids=groups)
-    groups >> remove_deleted_plans()
+    built = build.expand(plan_ids=groups)
+    removed = remove_deleted_plans()
+    groups >> removed
+    purge(built, removed)
 
 
 memora_cdn_full_rebuild()

@@ -14,6 +14,7 @@ from include.media import private_media_key
 from include.validate import InvalidDocument, validate
 
 _KIND_BY_FOLDER = {"subjects": "subject", "units": "unit", "lessons": "lesson", "search": "search_shard"}
+_READ_ORDER = {kind: n for n, kind in enumerate(("manifest", "search_index", "search_shard", "subject", "unit", "lesson"))}
 
 
 def kind_of_key(plan_id: str, key: str) -> str | None:
@@ -68,7 +69,9 @@ def audit_plan(client, bucket: str, plan_id: str, media_bucket: str | None = Non
     if keys.manifest_key(plan_id) not in listed:
         problems.append(f"{plan_id}: no manifest")
     docs: dict[str, dict[str, Any]] = {}
-    for key in listed:
+    # Parents before children (the reverse of the upload waves): a child read after its parent is at least
+    # the version the parent names, so a sample taken while a build runs reports no false "newer version".
+    for key in sorted(listed, key=lambda k: _READ_ORDER.get(kind_of_key(plan_id, k), len(_READ_ORDER))):
         try:
             body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except client.exceptions.NoSuchKey:  # deleted since the listing: a build is running

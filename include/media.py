@@ -15,10 +15,12 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 
 _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# What a published URL's host may be (the schemas' pattern): no spaces, userinfo, brackets or empty hosts.
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")
 
 
 def _encode(part: str, safe: str) -> str:
@@ -27,27 +29,37 @@ def _encode(part: str, safe: str) -> str:
 
 
 def image_url(media_base_url: str, path: str | None) -> str | None:
-    """`/files/x.png` -> `{media_base_url}/files/x.png`; absolute URLs are kept (encoded); missing -> None."""
+    """`/files/x.png` -> `{media_base_url}/files/x.png`; absolute URLs are kept (encoded); missing or unusable
+    (an absolute URL whose host cannot be published, e.g. `https://exa mple.com/x.png`) -> None."""
     if not path:
         return None
     if not path.startswith(("http://", "https://")):
         path = f"{media_base_url.rstrip('/')}/{path.lstrip('/')}"
     parts = urlsplit(path)
-    host = parts.netloc.encode("idna").decode("ascii") if not parts.netloc.isascii() else parts.netloc
+    try:
+        host = parts.netloc.encode("idna").decode("ascii") if not parts.netloc.isascii() else parts.netloc
+    except UnicodeError:
+        return None
+    if not _HOST.match(host):
+        return None
     return urlunsplit((parts.scheme, host, _encode(parts.path, "/"), _encode(parts.query, "=&"), ""))
 
 
 def private_media_key(value: str, media_bucket: str) -> str | None:
-    """The object key when `value` addresses the private media bucket, else None."""
-    if value.startswith(f"s3://{media_bucket}/"):
-        return value[len(f"s3://{media_bucket}/"):] or None
-    if not value.startswith(("https://", "http://")):
+    """The object key when `value` addresses the private media bucket ("" when it names the bucket itself, no
+    object), else None. Schemes and hosts match in any case, surrounding spaces are ignored and the path's
+    %-escapes decoded, as S3 itself reads them: `S3://…`, `HTTPS://…`, ` s3://… ` are private addresses too."""
+    value = value.strip()
+    if value[:5].lower() == "s3://" and value[5:].lower().startswith(f"{media_bucket}/"):
+        return value[len(f"s3://{media_bucket}/"):]
+    if not value[:8].lower().startswith(("https://", "http://")):
         return None
     parts = urlsplit(value)
-    if parts.path.startswith(f"/{media_bucket}/"):
-        return parts.path[len(media_bucket) + 2:] or None
+    path = unquote(parts.path)
+    if path.startswith(f"/{media_bucket}/"):
+        return path[len(media_bucket) + 2:]
     if parts.hostname and parts.hostname.startswith(f"{media_bucket}."):
-        return parts.path.lstrip("/") or None
+        return path.lstrip("/")
     return None
 
 
@@ -96,6 +108,9 @@ class MediaSigner:
                 key = private_media_key(value, self.media_bucket)
                 if key is None:
                     return value
+                if not key:  # the bucket itself: a presigned GET of it would be a listing; never published raw
+                    report("private media address names no object; value dropped")
+                    return _DROP
                 try:
                     url, expires = self.sign(value, key)
                 except Exception as exc:  # never publish the raw address

@@ -36,6 +36,10 @@ class BucketState:
     previous: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> {sha256, version, generated_at}
     signatures: dict[str, dict[str, Any]] = field(default_factory=dict)
     heads: int = 0  # objects whose metadata had to be read one by one
+    # Listed files the state does not record (written by an interrupted build, or by hand): uploaded again, so
+    # that they are purged too; and files the state records that are gone (a build died while deleting them).
+    unrecorded: set[str] = field(default_factory=set)
+    vanished: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -96,6 +100,8 @@ def load_bucket_state(client, bucket: str, plan_id: str, concurrency: int = 16) 
     for key, entry in files.items():  # lost from the bucket: same content keeps the same version
         if key not in listed:
             result.previous[key] = entry
+            result.vanished.add(key)
+    result.unrecorded = set(unknown)
 
     def head(key: str) -> tuple[str, dict[str, str]]:
         return key, client.head_object(Bucket=bucket, Key=key).get("Metadata", {})
@@ -142,13 +148,13 @@ def publish(client, bucket: str, rendering: Rendering, state: BucketState, *, ca
     result = PublishResult()
     with _pool(concurrency) as pool:
         for wave in rendering.by_wave():
-            changed = [f for f in wave if state.listed.get(f.key) != f.md5]
+            changed = [f for f in wave if state.listed.get(f.key) != f.md5 or f.key in state.unrecorded]
             # list() waits for the whole wave and re-raises the first failure before the next wave starts.
             list(pool.map(lambda f: _upload(client, bucket, f, cache_control), changed))
             result.uploaded += [f.key for f in changed]
             result.bytes_uploaded += sum(len(f.body) for f in changed)
     wanted = {f.key for f in rendering.files}
-    result.deleted = delete_keys(client, bucket, set(state.listed) - wanted)
+    result.deleted = delete_keys(client, bucket, (set(state.listed) | state.vanished) - wanted)
     new_state = {
         "plan_id": rendering.plan_id,
         "files": {f.key: {"sha256": f.sha256, "version": f.version, "generated_at": f.generated_at, "md5": f.md5}

@@ -168,6 +168,7 @@ _PARENT_LINKS = (
     ("Memora Unit", "parent_track", "Memora Track"),
     ("Memora Topic", "parent_unit", "Memora Unit"),
     ("Memora Lesson", "parent_topic", "Memora Topic"),
+    ("Memora Lesson Stage", "parent", "Memora Lesson"),
 )
 
 

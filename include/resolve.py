@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from include.keys import is_safe_name
+from include.media import image_url
 from include.read import PlanContent
 
 STAGE_TYPES = ("Video", "Question", "Text", "Interactive")
@@ -289,6 +290,11 @@ class _Resolver:
         if node.color_code and not re.fullmatch(r"#[0-9A-Fa-f]{6}", node.color_code):
             self.report(doctype, name, f"color_code {node.color_code!r} is not #RRGGBB; omitted")
             node.color_code = None
+        for attr in ("image", "badge_image"):
+            value = getattr(node, attr)
+            if value and image_url("https://media.invalid", value) is None:
+                self.report(doctype, name, f"{attr} {value[:200]!r} is not a usable URL; omitted")
+                setattr(node, attr, None)
         child_kind = KINDS[KINDS.index(kind) + 1] if kind != "lesson" else None
         if child_kind:
             for child_row in self.children[child_kind].get(name, ()):

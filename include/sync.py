@@ -123,10 +123,23 @@ def build_claimed_plan(plan_id: str, *, run_id: str, triggered_by: str, try_numb
             delay = retry_delay * (backoff ** (try_number - 1) if backoff else 1)
             sync_log.finish(db, row, "Failed", error=error, next_retry_at=datetime.now(timezone.utc) + delay)
         raise
-    registry.release(run_id, plan_id)
-    registry.clear_dead_letter(plan_id)
-    registry.schedule_renewal(plan_id, result.renew_at)
-    sync_log.finish(db, row, "Success", uploaded=len(result.uploaded), deleted=len(result.deleted))
+    # The files are published: from here on nothing may fail the task, or its summary would never reach the purge
+    # (a retry finds the files already uploaded and has nothing to purge). What cannot be recorded now is repaired
+    # later: the claim is released only once the renewal is scheduled, and a claim left behind is recovered and
+    # rebuilt by a later run (which schedules the renewal again); the sync log row then stays `Processing`.
+    def record(what: str, step) -> bool:
+        try:
+            step()
+            return True
+        except Exception as exc:
+            log.warning("plan %s is published, but could not %s (%s: %s)", plan_id, what, type(exc).__name__, exc)
+            return False
+
+    record("clear its dead letter", lambda: registry.clear_dead_letter(plan_id))
+    if record("schedule its signed-URL renewal", lambda: registry.schedule_renewal(plan_id, result.renew_at)):
+        record("release its claim", lambda: registry.release(run_id, plan_id))
+    record("record Success in the sync log",
+           lambda: sync_log.finish(db, row, "Success", uploaded=len(result.uploaded), deleted=len(result.deleted)))
     return result.purge_summary(settings.purge_prefix_threshold)
 
 

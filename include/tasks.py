@@ -46,9 +46,16 @@ def plans_to_rebuild(requested: Iterable[str] | None) -> list[str]:
     try:
         for orphan in find_orphans(db):
             log.warning("orphan %s %r: %s; it is in no plan and is not published", orphan["doctype"], orphan["name"], orphan["reason"])
-        return list_plans(db)
+        plans = list_plans(db)
     finally:
         db.close()
+    # A plan whose name cannot be a bucket key is reported and skipped (as the sync refuses it), not failed on
+    # every night: it would fail its build task and its retries, and never publish.
+    for name in [p for p in plans if not keys.is_safe_name(p)]:
+        log.warning("plan %s cannot be published: its name cannot be used in a bucket key "
+                    "(1-%d characters of A-Z a-z 0-9 _ . -, no '..'); rename it",
+                    repr(name if len(name) <= 60 else name[:60] + "…"), keys.MAX_NAME_LENGTH)
+    return [p for p in plans if keys.is_safe_name(p)]
 
 
 def build_plans(plan_ids: list[str]) -> list[dict[str, Any]]:
@@ -104,6 +111,14 @@ def remove_deleted_plans() -> list[str]:
         log.info("plan %s no longer exists: removed its %d file(s)", plan_id, len(deleted))
         removed.append(plan_id)
     return removed
+
+
+def full_rebuild_purge(built, removed) -> dict[str, Any] | None:
+    """Purge what the full rebuild changed: the files its builds changed (each mapped build returns a list of
+    summaries; a failed one returns nothing) and the folders of the plans it removed."""
+    summaries = [s for i in range(len(built)) for s in (built[i] or [])] if built is not None else []
+    summaries += [{"plan_id": p, "purge_keys": [], "purge_prefix": True} for p in (removed or [])]
+    return sync_purge(summaries)
 
 
 # -- memora_cdn_sync ---------------------------------------------------------------------------------
