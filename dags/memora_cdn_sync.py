@@ -46,13 +46,15 @@ TRIGGERED_BY = {"scheduled": "Scheduler", "asset_triggered": "Threshold", "manua
     },
 )
 def memora_cdn_sync():
-    @task.short_circuit
+    # check and claim are not retried: a retry would hold the only allowed run open for minutes, and the
+    # next five-minute run does the same work (nothing is lost: claims and fallback rows are atomic).
+    @task.short_circuit(retries=0)
     def check() -> bool:
         from include.tasks import sync_waiting
 
         return sync_waiting(get_current_context()["params"].get("plans") or [])
 
-    @task
+    @task(retries=0)
     def claim() -> list[dict]:
         from include.tasks import sync_claim
 

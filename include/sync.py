@@ -60,6 +60,9 @@ def claim_batch(registry: Registry, db, s3, settings: Settings, run_id: str, tri
     A name that is no longer in the database but still has files is a deleted plan: it is claimed,
     and its build removes the folder.
     """
+    abandoned = sync_log.sweep_abandoned(db)
+    if abandoned:
+        log.warning("marked %d sync log row(s) left Processing by builds that died as Failed", abandoned)
     fallback, retries = sync_log.take_waiting(db)
     try:
         registry.mark(fallback + retries)

@@ -115,6 +115,21 @@ def take_waiting(db, limit: int = 10_000) -> tuple[list[str], list[str]]:
     return sorted({by_name[n] for n in fallback}), sorted({by_name[n] for n in retries})
 
 
+def sweep_abandoned(db, older_than_minutes: int = 60) -> int:
+    """Rows left `Processing` by a build that died (SIGKILL, lost database) become `Failed`, so the
+    dashboard does not show them running forever. The plan itself is safe: its claim is recovered."""
+    now = _now()
+    cur = db.cursor()
+    cur.execute(
+        f"UPDATE {TABLE} SET status = 'Failed', modified = %s, completed_at = %s, "
+        "error_message = 'abandoned: the build stopped without reporting (its plan was claimed again)' "
+        "WHERE status = 'Processing' AND started_at < %s - INTERVAL %s MINUTE",
+        (now, now, now, int(older_than_minutes)),
+    )
+    db.commit()
+    return cur.rowcount
+
+
 def recent(db, plan_id: str | None = None, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     where, params = [], []
     if plan_id:

@@ -247,3 +247,13 @@ def test_threshold_trigger_fires_when_the_pending_set_reaches_it(redis_db, monke
     event, latency = asyncio.run(first_event())
     assert event.payload == {"pending": 50, "threshold": 50}
     assert latency < 30
+
+
+def test_rows_left_processing_by_a_dead_build_are_swept(demo_db, registry, s3, settings):
+    row = sync_log.start(demo_db, "killed-run", P1, "Scheduler", 0)
+    execute(demo_db, "UPDATE `tabCDN Sync Log` SET started_at = NOW() - INTERVAL 2 HOUR WHERE name = %s", row)
+    fresh = sync_log.start(demo_db, "live-run", P2, "Scheduler", 0)
+    claim_batch(registry, demo_db, s3, settings, "run-x", "Scheduler")
+    rows = {r["name"]: r for r in sync_log.recent(demo_db)}
+    assert rows[row]["status"] == "Failed" and "abandoned" in rows[row]["error_message"]
+    assert rows[fresh]["status"] == "Processing"
