@@ -13,6 +13,7 @@ from include.publish import load_bucket_state, publish, remove_plan
 from include.read import read_plan
 from include.render import render_plan
 from include.resolve import resolve_plan
+from include.registry import PlanLocked, Registry
 from include.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,4 +102,22 @@ def build_plan(plan_id: str, *, db, s3, settings: Settings, now: datetime | None
     log.info("plan %s: %s, %d file(s), %d uploaded (%d bytes), %d deleted, %d problem(s), %d queries, %.2fs",
              plan_id, result.status, result.files, len(result.uploaded), result.bytes_uploaded,
              len(result.deleted), len(problems), result.queries, result.seconds)
+    return result
+
+
+def build_plan_locked(plan_id: str, *, registry: Registry | None, db, s3, settings: Settings) -> BuildResult:
+    """`build_plan` under the plan's lock, then schedule its signed-URL renewal.
+
+    Without a registry (no `memora_redis` configured) the plan is built without a lock. A plan locked
+    by another build goes back into the pending set and `PlanLocked` is raised: it is never dropped.
+    """
+    if registry is None:
+        return build_plan(plan_id, db=db, s3=s3, settings=settings)
+    try:
+        with registry.lock(plan_id, settings.lock_ttl_seconds):
+            result = build_plan(plan_id, db=db, s3=s3, settings=settings)
+    except PlanLocked:
+        registry.mark([plan_id])  # the sync DAG builds it once the other build is done
+        raise
+    registry.schedule_renewal(plan_id, result.renew_at)
     return result

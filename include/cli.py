@@ -361,7 +361,7 @@ def cmd_rebuild(ctx: Context, args: argparse.Namespace) -> int:
     """Build now, in this process, as a sync run would: under the plan's lock, logged, dead letter cleared."""
     from include import operators
     from include import sync_log as log_table
-    from include.build import build_plan
+    from include.build import build_plan_locked
     from include.registry import PlanLocked
 
     plans = _plans_arg(ctx, args)
@@ -388,13 +388,8 @@ def cmd_rebuild(ctx: Context, args: argparse.Namespace) -> int:
         progress.start(plan_id)
         row = log_table.start(db, run_id, plan_id, "Manual", retry_count=0)
         try:
-            if registry is None:
-                result = build_plan(plan_id, db=db, s3=s3, settings=settings)
-            else:
-                with registry.lock(plan_id, settings.lock_ttl_seconds):
-                    result = build_plan(plan_id, db=db, s3=s3, settings=settings)
+            result = build_plan_locked(plan_id, registry=registry, db=db, s3=s3, settings=settings)
         except PlanLocked as exc:
-            registry.mark([plan_id])
             log_table.finish(db, row, "Queued", error=f"{exc}; requeued")
             queued += 1
             line = f"{plan_id}: locked (being built elsewhere); marked pending for the sync DAG"
@@ -410,7 +405,6 @@ def cmd_rebuild(ctx: Context, args: argparse.Namespace) -> int:
         else:
             if registry is not None:
                 registry.clear_dead_letter(plan_id)
-                registry.schedule_renewal(plan_id, result.renew_at)
             log_table.finish(db, row, "Success", uploaded=len(result.uploaded), deleted=len(result.deleted))
             summaries.append(result.purge_summary(settings.purge_prefix_threshold))
             line = (f"{plan_id}: {result.status}, {result.files} file(s), {len(result.uploaded)} uploaded, "

@@ -8,7 +8,7 @@ import logging
 from typing import Any, Iterable
 
 from include import keys
-from include.build import build_plan
+from include.build import build_plan_locked
 from include.connections import mysql_connection, registry, s3_client
 from include.registry import PlanLocked
 from include.publish import list_published_plans, remove_plan
@@ -71,14 +71,8 @@ def build_plans(plan_ids: list[str]) -> list[dict[str, Any]]:
     try:
         for plan_id in plan_ids:
             try:
-                if plan_registry is None:
-                    result = build_plan(plan_id, db=db, s3=s3, settings=settings)
-                else:
-                    with plan_registry.lock(plan_id, settings.lock_ttl_seconds):
-                        result = build_plan(plan_id, db=db, s3=s3, settings=settings)
-                    plan_registry.schedule_renewal(plan_id, result.renew_at)
+                result = build_plan_locked(plan_id, registry=plan_registry, db=db, s3=s3, settings=settings)
             except PlanLocked as exc:
-                plan_registry.mark([plan_id])  # the sync DAG builds it again once the other build is done
                 log.info("%s; queued for the sync DAG instead", exc)
                 continue
             except Exception as exc:

@@ -417,6 +417,7 @@ def test_redis_dies_during_a_build_files_still_publish_and_the_claim_and_lock_su
     assert cycle(via_proxy, db, exporter, settings, "run-2", recover_after=0)[P1]["status"] == "requeued"
     assert reg.pending() == {P1}
     reg.redis.pexpire(lock_key(P1), 1)  # the TTL (asserted above to be at most 30 s) runs out
+    time.sleep(0.05)
     assert cycle(via_proxy, db, exporter, settings, "run-3")[P1]["status"] == "unchanged"
     assert reg.redis.zscore(RENEWALS, P1) is not None  # the renewal Redis missed is scheduled again
     assert_published_everywhere(db, s3, settings)
