@@ -72,7 +72,8 @@ class _Versions:
         body = orjson.dumps(content)
         sha = hashlib.sha256(body).hexdigest()
         prev = self.previous.get(key)
-        if prev and prev.get("sha256") == sha:
+        unchanged = bool(prev) and prev.get("sha256") == sha
+        if unchanged:
             version, generated_at = int(prev["version"]), str(prev["generated_at"])
         else:
             version = max(self.now_ts, int(prev["version"]) + 1 if prev else 1)
@@ -80,7 +81,10 @@ class _Versions:
         # `version` and `generated_at` go last, spliced into the already serialised content.
         tail = orjson.dumps({"version": version, "generated_at": generated_at})
         full = body[:-1] + b"," + tail[1:] if len(body) > 2 else tail
-        validate(kind, {**content, "version": version, "generated_at": generated_at}, key)
+        if not unchanged:
+            # Content with the hash of a file this exporter already published passed this check then: only
+            # new content is validated (validation is most of the cost of a rebuild without changes).
+            validate(kind, {**content, "version": version, "generated_at": generated_at}, key)
         return RenderedFile(key, kind, full, sha, version, generated_at)
 
 

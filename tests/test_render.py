@@ -248,3 +248,15 @@ def test_unsignable_private_address_is_dropped_not_published():
     assert b"memora-media" not in f.body
     assert orjson.loads(f.body)["stages"][0]["config"] == {"duration": 3}
     assert any("could not be signed" in str(p) for p in r.problems)
+
+
+def test_only_new_content_is_validated(monkeypatch):
+    content = PlanBuilder().chain().build()
+    first = render(content)
+    calls = []
+    monkeypatch.setattr("include.render.validate", lambda kind, doc, key="": calls.append(key))
+    render(content, previous=as_previous(first))
+    assert calls == []
+    content.lessons[0]["title"] = "changed"
+    render(content, previous=as_previous(first))
+    assert "plans/P1/lessons/L.json" in calls and "plans/P1/manifest.json" in calls
