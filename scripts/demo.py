@@ -51,6 +51,7 @@ def prepare_buckets(settings) -> None:
 def run_full_rebuild() -> None:
     airflow = str(Path(sys.executable).with_name("airflow"))
     log = REPO / ".local" / "demo-airflow.log"
+    log.parent.mkdir(exist_ok=True)
     with open(log, "w") as out:
         subprocess.run([airflow, "db", "migrate"], stdout=out, stderr=subprocess.STDOUT, check=True)
         print("running: airflow dags test memora_cdn_full_rebuild   (log: .local/demo-airflow.log)")
