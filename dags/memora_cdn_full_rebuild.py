@@ -4,22 +4,16 @@ A manual run may be limited to some plans: trigger it with the `plans` param (a 
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from include.defaults import BUILD_POOL, DEFAULT_ARGS, TAGS
+from include.defaults import BUILD_POOL, DAG_ARGS
 
 
 @dag(
     dag_id="memora_cdn_full_rebuild",
     schedule="0 2 * * *",
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=TAGS,
     doc_md=__doc__,
+    **DAG_ARGS,
     params={
         "plans": Param(
             [],

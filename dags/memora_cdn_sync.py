@@ -5,8 +5,6 @@ dead-lettered) -> purge the CDN for what changed. A manual run can add plans wit
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from airflow.sdk import (
     Asset,
     AssetOrTimeSchedule,
@@ -19,7 +17,7 @@ from airflow.sdk import (
     task,
 )
 
-from include.defaults import BUILD_POOL, DEFAULT_ARGS, TAGS
+from include.defaults import BUILD_POOL, DAG_ARGS
 from include.triggers import PendingPlansTrigger
 
 PENDING_PLANS = Asset(
@@ -34,12 +32,8 @@ TRIGGERED_BY = {"scheduled": "Scheduler", "asset_triggered": "Threshold", "manua
 @dag(
     dag_id="memora_cdn_sync",
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/5 * * * *", timezone="UTC"), assets=[PENDING_PLANS]),
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=TAGS,
     doc_md=__doc__,
+    **DAG_ARGS,
     params={
         "plans": Param([], type="array", items={"type": "string"}, title="Plans",
                        description="Plan names to mark as changed before claiming (optional)."),

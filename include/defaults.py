@@ -1,7 +1,7 @@
 """Task defaults shared by both DAGs (imported at parse time: keep it free of I/O and heavy imports)."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
 from airflow.sdk.configuration import conf
@@ -27,3 +27,12 @@ DEFAULT_ARGS = {
 }
 
 TAGS = ["memora", "cdn"]
+
+# What both DAGs share: no catchup, one run at a time, the task defaults above.
+DAG_ARGS = {
+    "start_date": datetime(2026, 1, 1, tzinfo=timezone.utc),
+    "catchup": False,
+    "max_active_runs": 1,
+    "default_args": DEFAULT_ARGS,
+    "tags": TAGS,
+}
