@@ -32,14 +32,17 @@ def _cols(alias: str, columns: Iterable[str]) -> str:
     return ", ".join(f"{alias}.`{c}`" for c in columns)
 
 
+# The plan's subjects (each once, even when listed twice), then each level joined downwards from them.
+# STRAIGHT_JOIN keeps that order: left to itself, MariaDB may scan a whole level (all stages of all plans)
+# and probe upwards, which costs seconds per plan on a database with many plans.
 _PLAN_SUBJECTS = (
-    "SELECT ps.`subject` FROM `tabMemora Plan Subject` ps "
+    "SELECT DISTINCT ps.`subject` FROM `tabMemora Plan Subject` ps "
     "WHERE ps.`parent` = %s AND ps.`parenttype` = 'Memora Academic Plan'"
 )
-_PLAN_TRACKS = f"SELECT t2.`name` FROM `tabMemora Track` t2 WHERE t2.`parent_subject` IN ({_PLAN_SUBJECTS})"
-_PLAN_UNITS = f"SELECT u2.`name` FROM `tabMemora Unit` u2 WHERE u2.`parent_track` IN ({_PLAN_TRACKS})"
-_PLAN_TOPICS = f"SELECT p2.`name` FROM `tabMemora Topic` p2 WHERE p2.`parent_unit` IN ({_PLAN_UNITS})"
-_PLAN_LESSONS = f"SELECT l2.`name` FROM `tabMemora Lesson` l2 WHERE l2.`parent_topic` IN ({_PLAN_TOPICS})"
+_FROM_SUBJECTS = f"FROM ({_PLAN_SUBJECTS}) pss STRAIGHT_JOIN `tabMemora Track` t2 ON t2.`parent_subject` = pss.`subject` "
+_FROM_TRACKS = _FROM_SUBJECTS + "STRAIGHT_JOIN `tabMemora Unit` u2 ON u2.`parent_track` = t2.`name` "
+_FROM_UNITS = _FROM_TRACKS + "STRAIGHT_JOIN `tabMemora Topic` p2 ON p2.`parent_unit` = u2.`name` "
+_FROM_TOPICS = _FROM_UNITS + "STRAIGHT_JOIN `tabMemora Lesson` l2 ON l2.`parent_topic` = p2.`name` "
 
 QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "plan": (
@@ -66,24 +69,24 @@ QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
         SUBJECT_COLUMNS,
     ),
     "tracks": (
-        f"SELECT {_cols('t', TRACK_COLUMNS)} FROM `tabMemora Track` t WHERE t.`parent_subject` IN ({_PLAN_SUBJECTS})",
+        f"SELECT {_cols('t2', TRACK_COLUMNS)} {_FROM_SUBJECTS}",
         TRACK_COLUMNS,
     ),
     "units": (
-        f"SELECT {_cols('u', UNIT_COLUMNS)} FROM `tabMemora Unit` u WHERE u.`parent_track` IN ({_PLAN_TRACKS})",
+        f"SELECT {_cols('u2', UNIT_COLUMNS)} {_FROM_TRACKS}",
         UNIT_COLUMNS,
     ),
     "topics": (
-        f"SELECT {_cols('tp', TOPIC_COLUMNS)} FROM `tabMemora Topic` tp WHERE tp.`parent_unit` IN ({_PLAN_UNITS})",
+        f"SELECT {_cols('p2', TOPIC_COLUMNS)} {_FROM_UNITS}",
         TOPIC_COLUMNS,
     ),
     "lessons": (
-        f"SELECT {_cols('l', LESSON_COLUMNS)} FROM `tabMemora Lesson` l WHERE l.`parent_topic` IN ({_PLAN_TOPICS})",
+        f"SELECT {_cols('l2', LESSON_COLUMNS)} {_FROM_TOPICS}",
         LESSON_COLUMNS,
     ),
     "stages": (
-        f"SELECT {_cols('sg', STAGE_COLUMNS)} FROM `tabMemora Lesson Stage` sg "
-        f"WHERE sg.`parenttype` = 'Memora Lesson' AND sg.`parent` IN ({_PLAN_LESSONS}) "
+        f"SELECT {_cols('sg', STAGE_COLUMNS)} {_FROM_TOPICS}"
+        "STRAIGHT_JOIN `tabMemora Lesson Stage` sg ON sg.`parent` = l2.`name` AND sg.`parenttype` = 'Memora Lesson' "
         "ORDER BY sg.`parent`, sg.`idx`",
         STAGE_COLUMNS,
     ),
