@@ -292,7 +292,8 @@ class Bench:
         for label in ("p1_cold", "p2_no_change"):
             path = folder / f"{label}.txt"
             result = self.worker("build", db=db, bucket=bucket, plan="PLAN-2026-0001", profile=str(path))
-            out[label] = {"path": str(path.relative_to(common.REPO)), "wall": result["wall"]}
+            shown = path.relative_to(common.REPO) if path.is_relative_to(common.REPO) else path
+            out[label] = {"path": str(shown), "wall": result["wall"]}
         self.drop_bucket(bucket)
         return out
 
@@ -317,12 +318,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small scales (smoke check); writes bench/quick/")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {', '.join(SCENARIOS)}")
     parser.add_argument("--runs", type=int, help="override the number of measured runs of core, growth and P5")
+    parser.add_argument("--out", help="write RESULTS.md, results.json, growth.png and profiles/ here instead "
+                                      "(default bench/, or bench/quick/ with --quick)")
     parser.add_argument("--drop-leftovers", action="store_true",
                         help="first drop memora_bench_* databases left by an interrupted run")
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else FULL
     if args.runs:
         cfg.runs = cfg.p5_runs = cfg.growth_runs = args.runs
+    if args.out:
+        cfg.out = str(Path(args.out).resolve())
     scenarios = [s for s in args.only.split(",") if s]
     unknown = set(scenarios) - set(SCENARIOS)
     if unknown:
@@ -346,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         (bench.out / "results.partial.json").unlink(missing_ok=True)
     finally:
         bench.stop()
-    log(f"done in {meta['total_seconds'] / 60:.1f} min: {bench.out.relative_to(common.REPO)}/RESULTS.md")
+    log(f"done in {meta['total_seconds'] / 60:.1f} min: {bench.out}/RESULTS.md")
     return 0
 
 
