@@ -51,6 +51,7 @@ def mode_build(spec: dict[str, Any]) -> dict[str, Any]:
     out = {
         "wall": wall,
         "build_seconds": result.seconds,
+        "phases": result.phases,
         "status": result.status,
         "com_select": selects,
         "queries_reported": result.queries,

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from include import keys
 from include.media import MediaSigner, s3_presigner
-from include.publish import load_bucket_state, publish, remove_plan
+from include.publish import list_prefix, publish, read_state, reconcile, recorded_files, remove_plan
 from include.read import read_plan
 from include.render import render_plan
 from include.resolve import resolve_plan
@@ -34,6 +35,7 @@ class BuildResult:
     queries: int = 0
     seconds: float = 0.0
     renew_at: int | None = None
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step: read, resolve, render, publish
 
     def summary(self) -> dict[str, Any]:
         """Small enough for XCom: counts, the changed keys, and the first problems."""
@@ -61,23 +63,46 @@ def build_plan(plan_id: str, *, db, s3, settings: Settings, now: datetime | None
     """
     started = time.monotonic()
     keys.check_name(plan_id, "plan")
-    content = read_plan(db, plan_id)
-    if not content.exists:
-        deleted = remove_plan(s3, settings.bucket, plan_id)
-        log.info("plan %s does not exist: removed %d file(s)", plan_id, len(deleted))
-        return BuildResult(plan_id, "removed", deleted=deleted, queries=content.queries,
-                           seconds=time.monotonic() - started)
-    resolved = resolve_plan(content)
-    state = load_bucket_state(s3, settings.bucket, plan_id, settings.upload_concurrency)
-    signer = MediaSigner(
-        media_bucket=settings.media_bucket,
-        expiry_hours=settings.signed_url_expiry_hours,
-        presign=s3_presigner(s3, settings.media_bucket),
-        previous=state.signatures,
-    )
-    rendering = render_plan(resolved, settings, previous=state.previous, signer=signer, now=now)
-    published = publish(
-        s3, settings.bucket, rendering, state,
+    phases: dict[str, float] = {}
+
+    def timed(phase: str, step, *args, **kwargs):
+        t = time.monotonic()
+        try:
+            return step(*args, **kwargs)
+        finally:
+            phases[phase] = round(time.monotonic() - t, 3)
+
+    # Listing the plan's folder is the slow part of a build without changes, and rendering needs only the
+    # state object: render against it while the listing arrives, and again in the rare case that the
+    # bucket turns out not to hold what the state object says (an interrupted build, files edited by hand).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="memora-listing") as background:
+        listing = background.submit(timed, "list", list_prefix, s3, settings.bucket, keys.plan_prefix(plan_id))
+        content = timed("read", read_plan, db, plan_id)
+        if not content.exists:
+            listing.cancel()
+            deleted = remove_plan(s3, settings.bucket, plan_id)
+            log.info("plan %s does not exist: removed %d file(s)", plan_id, len(deleted))
+            return BuildResult(plan_id, "removed", deleted=deleted, queries=content.queries,
+                               seconds=round(time.monotonic() - started, 3), phases=phases)
+        recorded = timed("read_state", read_state, s3, settings.bucket, plan_id)
+        resolved = timed("resolve", resolve_plan, content)
+        signer = MediaSigner(
+            media_bucket=settings.media_bucket,
+            expiry_hours=settings.signed_url_expiry_hours,
+            presign=s3_presigner(s3, settings.media_bucket),
+            previous=recorded.get("signatures") or {},
+        )
+        rendered_against = recorded_files(recorded)
+        rendering = timed("render", render_plan, resolved, settings, previous=rendered_against, signer=signer, now=now)
+        state = timed("reconcile", reconcile, s3, settings.bucket, plan_id, listing.result(), recorded,
+                      settings.upload_concurrency)
+    if state.previous != rendered_against:
+        log.info("plan %s: the bucket does not hold what its state object records; rendering against the bucket",
+                 plan_id)
+        rendering = timed("render_again", render_plan, resolved, settings, previous=state.previous, signer=signer,
+                          now=now)
+    published = timed(
+        "publish", publish, s3, settings.bucket, rendering, state,
         cache_control=settings.cache_control, concurrency=settings.upload_concurrency,
         renew_at=signer.renew_at, signatures=signer.used,
     )
@@ -98,10 +123,12 @@ def build_plan(plan_id: str, *, db, s3, settings: Settings, now: datetime | None
         queries=content.queries,
         seconds=round(time.monotonic() - started, 3),
         renew_at=signer.renew_at,
+        phases=phases,
     )
-    log.info("plan %s: %s, %d file(s), %d uploaded (%d bytes), %d deleted, %d problem(s), %d queries, %.2fs",
+    log.info("plan %s: %s, %d file(s), %d uploaded (%d bytes), %d deleted, %d problem(s), %d queries, %.2fs (%s)",
              plan_id, result.status, result.files, len(result.uploaded), result.bytes_uploaded,
-             len(result.deleted), len(problems), result.queries, result.seconds)
+             len(result.deleted), len(problems), result.queries, result.seconds,
+             ", ".join(f"{phase} {seconds:.2f}s" for phase, seconds in phases.items()))
     return result
 
 

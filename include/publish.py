@@ -72,7 +72,8 @@ def list_published_plans(client, bucket: str) -> set[str]:
     return found
 
 
-def _read_state(client, bucket: str, plan_id: str) -> dict[str, Any]:
+def read_state(client, bucket: str, plan_id: str) -> dict[str, Any]:
+    """The plan's state object as written by the last build that finished ({} when there is none)."""
     try:
         obj = client.get_object(Bucket=bucket, Key=keys.state_key(plan_id))
     except client.exceptions.NoSuchKey:
@@ -85,10 +86,24 @@ def _read_state(client, bucket: str, plan_id: str) -> dict[str, Any]:
     return state if isinstance(state, dict) else {}
 
 
+def recorded_files(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What the state object says was published: key -> {sha256, version, generated_at, md5}."""
+    files = state.get("files")
+    return files if isinstance(files, dict) else {}
+
+
 def load_bucket_state(client, bucket: str, plan_id: str, concurrency: int = 16) -> BucketState:
-    listed = list_prefix(client, bucket, keys.plan_prefix(plan_id))
-    state = _read_state(client, bucket, plan_id)
-    files: dict[str, dict[str, Any]] = state.get("files") or {}
+    return reconcile(client, bucket, plan_id, list_prefix(client, bucket, keys.plan_prefix(plan_id)),
+                     read_state(client, bucket, plan_id), concurrency)
+
+
+def reconcile(client, bucket: str, plan_id: str, listed: dict[str, str], state: dict[str, Any],
+              concurrency: int = 16) -> BucketState:
+    """What the bucket holds: the listing, with the state object's entries where their MD5 matches it.
+
+    Every state entry ends up in `previous` unless a listed object contradicts it, so `previous` equals
+    `recorded_files(state)` exactly when the bucket holds what the state says."""
+    files = recorded_files(state)
     result = BucketState(plan_id=plan_id, listed=listed, signatures=state.get("signatures") or {})
     unknown = []
     for key, etag in listed.items():

@@ -7,11 +7,12 @@ the plan.
 """
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
+
+import orjson
 
 from include.keys import is_safe_name
 from include.media import image_url
@@ -315,7 +316,9 @@ class _Resolver:
             raw = row.get("config")
             if raw not in (None, ""):
                 try:
-                    config = json.loads(raw)
+                    # orjson, like the serialiser that publishes it: NaN, Infinity and integers over 64 bits
+                    # are not JSON it can write, so they are refused here, where the stage is named.
+                    config = orjson.loads(raw)
                 except (TypeError, ValueError) as exc:
                     self.report("Memora Lesson Stage", row["name"], f"config is not valid JSON ({exc}); published without config")
                 else:

@@ -107,6 +107,8 @@ def test_second_build_uploads_and_deletes_nothing(demo_db, s3, settings):
     for plan_id, result in again.items():
         assert (result.status, result.uploaded, result.deleted) == ("unchanged", [], [])
         assert bucket_bodies(s3, settings.bucket, plan_id) == before[plan_id]
+        # rendered once, against the state object, while the listing was fetched
+        assert "render" in result.phases and "render_again" not in result.phases
 
 
 def test_an_edit_changes_only_the_files_it_should(demo_db, s3, settings):
@@ -175,12 +177,25 @@ def test_drift_is_repaired(demo_db, s3, settings):
 
 def test_lost_state_object_is_recovered_from_object_metadata(demo_db, s3, settings):
     _, conn = demo_db
+    # the demo addresses the bucket "memora-media"; point them at this test's media bucket, so some lessons sign
+    execute(conn, "UPDATE `tabMemora Lesson Stage` SET config = REPLACE(config, 'memora-media', %s)", settings.media_bucket)
     build_all(conn, s3, settings)
     plan_id = list_plans(conn)[0]
+    before = bucket_bodies(s3, settings.bucket, plan_id)
+    signed = {k for k, body in before.items() if "/lessons/" in k and b"X-Amz-Signature" in body}
+    unsigned = {k for k in before if "/lessons/" in k} - signed
+    assert signed and unsigned
     s3.delete_object(Bucket=settings.bucket, Key=keys.state_key(plan_id))
     result = build_plan(plan_id, db=conn, s3=s3, settings=settings)
-    # only lessons with signed media change: their signatures were kept in the state object
-    assert all("/lessons/" in k or k.endswith(("manifest.json", ".json")) for k in result.uploaded)
+    # The listing shows files the (missing) state object does not record: the plan is rendered again against
+    # the versions read from the objects' own metadata, so files without signed media keep their exact bytes
+    # (without it, every file would get a new version). The signatures were kept only in the state object, so
+    # lessons with signed media are signed anew. Every unrecorded file is written again, to be purged.
+    assert "render_again" in result.phases
+    after = bucket_bodies(s3, settings.bucket, plan_id)
+    assert all(after[k] == before[k] for k in unsigned)
+    assert all(after[k] != before[k] for k in signed)
+    assert set(result.uploaded) == set(before)
     again = build_plan(plan_id, db=conn, s3=s3, settings=settings)
     assert again.uploaded == [] and again.deleted == []
 

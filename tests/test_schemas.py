@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
-from include.validate import KINDS, InvalidDocument, validate, validator
+from include.validate import KINDS, InvalidDocument, fast_validator, validate, validator
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRACTS = Path(__file__).resolve().parents[2] / "shared" / "contracts"
@@ -243,7 +243,11 @@ def contract_entry(contracts) -> Draft7Validator:
 
 
 def ours_ok(kind: str, doc: Any) -> bool:
-    return validator(kind).is_valid(doc)
+    """Our verdict; every call also holds the deciding validator (jsonschema-rs) to the reference one."""
+    reference = validator(kind).is_valid(doc)
+    fast = fast_validator(kind).is_valid(doc)
+    assert fast == reference, f"{kind}: jsonschema-rs says valid={fast}, jsonschema says valid={reference}"
+    return reference
 
 
 def contract_ok(contracts, contract_entry, kind: str, doc: Any) -> bool:
@@ -604,3 +608,17 @@ def test_validation_speed():
     elapsed = time.perf_counter() - start
     print(f"\nvalidated 2000 lessons in {elapsed:.3f}s ({elapsed / 2000 * 1e6:.0f} us each)")
     assert elapsed < 10
+
+
+def test_a_rejection_only_jsonschema_rs_sees_is_still_refused_and_named(monkeypatch):
+    """jsonschema-rs decides; when the reference validator finds nothing to report (a format it does not
+    check), the document is refused all the same, with jsonschema-rs's own message and path."""
+    import include.validate as validate_module
+
+    monkeypatch.setattr(validate_module, "validator", lambda kind: Draft7Validator({}))
+    doc = lesson_doc()
+    doc["title"] = 7
+    with pytest.raises(InvalidDocument) as exc:
+        validate("lesson", doc, key="plans/P/lessons/L.json")
+    assert exc.value.path == "$.title"
+    assert "7 is not of type" in exc.value.reason
