@@ -268,6 +268,23 @@ def write(data: dict[str, Any], out: Path) -> None:
             f"{_f(_med(runs, 'floor', 'upload_seconds'), 3)} s (put_object of the same bodies and metadata, "
             f"thread pool of {runs[0]['floor']['concurrency']}, no waves). P1 also writes the state object and "
             f"reads the (empty) listing and state; the floor does neither.")
+        phases = [ph for ph in ("list", "read", "read_state", "resolve", "render", "reconcile", "render_again", "publish")
+                  if any(ph in (r[c].get("phases") or {}) for r in runs for c in ("p1", "p2", "p3"))]
+        if phases:
+            add("")
+            add("Where a build's time goes: median seconds per step of `build_plan` (`BuildResult.phases`). The "
+                "listing of the plan's folder runs in a background thread while the database is read, the state "
+                "object read and the plan resolved and rendered, so `list` overlaps those steps; `reconcile` "
+                "waits for the listing.")
+            add("")
+            add("| step | P1 cold | P2 no change | P3 one title |")
+            add("|---|---|---|---|")
+            for ph in phases:
+                cells = []
+                for c in ("p1", "p2", "p3"):
+                    values = [r[c]["phases"][ph] for r in runs if ph in (r[c].get("phases") or {})]
+                    cells.append(_f(median(values), 3) if values else "–")
+                add(f"| {ph} | " + " | ".join(cells) + " |")
         p3_kinds: dict[str, int] = {}
         for r in runs:
             for k, v in r["p3"]["uploaded_kinds"].items():
