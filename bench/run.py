@@ -57,7 +57,7 @@ class Config:
 
 FULL = Config(name="full", runs=5, core_lessons=2000, core_subjects=50, stages=8,
               growth_sizes=[250, 500, 1000, 2000, 4000], growth_runs=3, lessons_per_subject=40,
-              p4_plans=20, p4_lessons=500, p4_subjects=12, p4_edits=1000, p4_windows=12, p4_runs=1,
+              p4_plans=20, p4_lessons=500, p4_subjects=12, p4_edits=1000, p4_windows=12, p4_runs=3,
               p5_plans=20, p5_lessons=2000, p5_subjects=50, p5_runs=3, out="bench")
 QUICK = Config(name="quick", runs=2, core_lessons=300, core_subjects=8, stages=8,
                growth_sizes=[100, 200, 400, 800], growth_runs=2, lessons_per_subject=40,
