@@ -334,12 +334,18 @@ def write(data: dict[str, Any], out: Path) -> None:
             f"due retries + plans still claimed + dead letters, read after the cycle. "
             f"{len(p4['replays'])} replay(s); every cycle is its own measurement.")
         add("")
-        add("| cycle | edits | plans marked | plans built | wall, s | slowest plan, s | files up | files deleted | "
-            "URLs purged | purge requests | backlog |")
-        add("|---|---|---|---|---|---|---|---|---|---|---|")
-        for rep in p4["replays"]:
+        if len(p4["replays"]) > 1:
+            add("")
+            add("Median cycle wall time, s, per cycle position over the replays (min–max): " + ", ".join(
+                f"{i + 1}: {_f(median(walls), 1)} ({_rng_of(walls)})" for i, walls in enumerate(
+                    zip(*([c["wall"] for c in rep["cycles"]] for rep in p4["replays"])))) + ".")
+        add("")
+        add("| replay (seed) | cycle | edits | plans marked | plans built | wall, s | slowest plan, s | files up | "
+            "files deleted | URLs purged | purge requests | backlog |")
+        add("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for n, rep in enumerate(p4["replays"], 1):
             for c in rep["cycles"]:
-                add(f"| {c['cycle']} | {c['edits']} | {c['plans_marked']} | {c['plans_built']} | {_f(c['wall'], 1)} "
+                add(f"| {n} ({rep['seed']}) | {c['cycle']} | {c['edits']} | {c['plans_marked']} | {c['plans_built']} | {_f(c['wall'], 1)} "
                     f"| {_f(c['max_plan_seconds'], 2)} | {c['uploaded']} | {c['deleted']} | {c['purged_urls']} "
                     f"| {c['purge_requests']} | {c['backlog']} |")
         kinds: dict[str, int] = {}
