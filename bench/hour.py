@@ -4,8 +4,8 @@ The edits are made the way the Frappe side makes them: a committed change in Mar
 `include.producer.mark_changed` (the producer module) resolves the affected plans and SADDs them
 to the Redis pending set. Each five-minute window's edits are applied, then one sync cycle runs
 through the real code path of `memora_cdn_sync` without Airflow (`include.sync`: claim_batch,
-build_claimed_plan for every claimed plan, purge_requests + purge against the local Cloudflare
-stand-in), exactly as tests/test_sync.py's `run_cycle` drives it. Time is compressed: the edits of
+build_claimed_plan for every claimed plan, each followed by purge_built_plan, as the DAG's build task does,
+then purge_requests + purge for what is left, as its purge task does; against the local Cloudflare stand-in). Time is compressed: the edits of
 window k are all in the database when cycle k starts (what a run at minute 5(k+1) would find).
 
 Edit mix (per edit: a plan chosen uniformly, then a target of that plan chosen uniformly; a target in
@@ -212,7 +212,7 @@ def schedule(rng: random.Random, plans: list[str], edits: int, windows: int, win
 def simulate(spec: dict[str, Any]) -> dict[str, Any]:
     from include.purge import CloudflarePurger
     from include.registry import Registry
-    from include.sync import build_claimed_plan, claim_batch, purge, purge_requests, waiting
+    from include.sync import build_claimed_plan, claim_batch, purge, purge_built_plan, purge_requests, waiting
     from tests.standins.cloudflare import CloudflareStandIn
 
     settings = common.settings_for(spec["bucket"])
@@ -246,20 +246,27 @@ def simulate(spec: dict[str, Any]) -> dict[str, Any]:
             t0 = time.perf_counter()
             batch = claim_batch(registry, builder_db, s3, settings, run_id, "Scheduler")
             t1 = time.perf_counter()
-            summaries, build_seconds = [], []
+            summaries, build_seconds, purge_after_upload = [], [], []
             for plan in batch.plans:
                 tb = time.perf_counter()
                 try:
-                    summaries.append(build_claimed_plan(
+                    summary = build_claimed_plan(
                         plan["plan_id"], run_id=run_id, triggered_by=plan["triggered_by"], try_number=1, max_tries=3,
                         retry_delay=timedelta(seconds=300), backoff=2.0, registry=registry, db=builder_db, s3=s3,
-                        settings=settings))
+                        settings=settings)
                 except Exception as exc:  # a failed mapped task: Airflow would retry it; recorded here
                     failures.append(f"{plan['plan_id']}: {type(exc).__name__}: {exc}"[:300])
+                else:
+                    uploaded_at = time.perf_counter()
+                    summary = purge_built_plan(lambda: purger, settings, summary)
+                    if summary.get("purged"):
+                        purge_after_upload.append(time.perf_counter() - uploaded_at)
+                    summaries.append(summary)
                 build_seconds.append(time.perf_counter() - tb)
             t2 = time.perf_counter()
             report = purge(purger, settings, purge_requests(summaries))
             t3 = time.perf_counter()
+            purged_by_builds = [s["purge"] for s in summaries if s.get("purged") and s.get("purge")]
             found = waiting(registry, builder_db)
             claimed_left = sum(len(p) for p in registry.claimed().values())
             dead = len(registry.dead_letters())
@@ -280,8 +287,11 @@ def simulate(spec: dict[str, Any]) -> dict[str, Any]:
                 "uploaded": sum(s.get("files_uploaded", 0) for s in summaries),
                 "deleted": sum(s.get("files_deleted", 0) for s in summaries),
                 "puts": calls.get("PutObject") - puts_before,
-                "purged_urls": report.urls_purged if report else 0,
-                "purged_prefixes": report.prefixes_purged if report else 0,
+                "purged_urls": sum(p["urls_purged"] for p in purged_by_builds) + (report.urls_purged if report else 0),
+                "purged_prefixes": sum(p["prefixes_purged"] for p in purged_by_builds)
+                + (report.prefixes_purged if report else 0),
+                "plans_purged_by_build": len(purged_by_builds),
+                "max_purge_after_upload_seconds": max(purge_after_upload, default=0.0),
                 "purge_requests": len(cloudflare.requests) - requests_before,
                 "failures": failures,
                 "backlog": backlog,

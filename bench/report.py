@@ -329,11 +329,21 @@ def write(data: dict[str, Any], out: Path) -> None:
             f"of them shared by every plan), {p4['edits']} random edits spread over the plans and over "
             f"{p4['windows']} windows of {p4['window_seconds']} s; each window's edits are committed and marked through "
             f"`include.producer.mark_changed`, then one cycle runs the real sync path (`claim_batch`, "
-            f"`build_claimed_plan` per claimed plan, sequentially in one process, `purge_requests` + `purge` with "
-            f"`CloudflarePurger` against the stand-in, 30 URLs per request). Backlog = pending + queued fallback rows + "
+            f"`build_claimed_plan` then `purge_built_plan` per claimed plan, sequentially in one process, then "
+            f"`purge_requests` + `purge` for what is left, with `CloudflarePurger` against the stand-in, 30 URLs per "
+            f"request). Backlog = pending + queued fallback rows + "
             f"due retries + plans still claimed + dead letters, read after the cycle. "
             f"{len(p4['replays'])} replay(s); every cycle is its own measurement.")
         add("")
+        after = [c["max_purge_after_upload_seconds"] for rep in p4["replays"] for c in rep["cycles"]
+                 if "max_purge_after_upload_seconds" in c]
+        if after:
+            by_build = sum(c.get("plans_purged_by_build", 0) for rep in p4["replays"] for c in rep["cycles"])
+            built = sum(c["plans_built"] for rep in p4["replays"] for c in rep["cycles"])
+            add("")
+            add(f"Each plan's changes were purged by its own build right after its upload ({by_build} of {built} "
+                f"plan builds; the cycle's purge step takes the rest): the CDN had the purge at most "
+                f"{_f(max(after), 3)} s after a plan's last upload (SPEC §8: within 60 s).")
         if len(p4["replays"]) > 1:
             add("")
             add("Median cycle wall time, s, per cycle position over the replays (min–max): " + ", ".join(

@@ -1,5 +1,8 @@
 """Nightly full rebuild of every plan's CDN files, repairing any drift between database and bucket.
 
+Each plan's changes are purged from the CDN as soon as they are uploaded; the purge task purges the
+folders of deleted plans and whatever a build could not purge.
+
 A manual run may be limited to some plans: trigger it with the `plans` param (a list of plan names).
 """
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Every five minutes, or as soon as `batch_threshold` plans are pending: rebuild the plans that changed.
 
 check (skip cheaply when nothing waits) -> claim a batch -> build each plan (mapped, locked, retried,
-dead-lettered) -> purge the CDN for what changed. A manual run can add plans with the `plans` param.
+dead-lettered), each build purging the CDN for what it changed as soon as it is uploaded -> purge what
+the builds could not (CDN API down). A manual run can add plans with the `plans` param.
 """
 from __future__ import annotations
 

@@ -49,6 +49,8 @@ def private_media_key(value: str, media_bucket: str) -> str | None:
     """The object key when `value` addresses the private media bucket ("" when it names the bucket itself, no
     object), else None. Schemes and hosts match in any case, surrounding spaces are ignored and the path's
     %-escapes decoded, as S3 itself reads them: `S3://…`, `HTTPS://…`, ` s3://… ` are private addresses too."""
+    if "://" not in value:  # every private spelling has a scheme; most config strings are text
+        return None
     value = value.strip()
     if value[:5].lower() == "s3://" and value[5:].lower().startswith(f"{media_bucket}/"):
         return value[len(f"s3://{media_bucket}/"):]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from include import keys, sync_log
 from include.build import build_plan
@@ -147,18 +147,39 @@ def build_claimed_plan(plan_id: str, *, run_id: str, triggered_by: str, try_numb
 
 
 def purge_requests(summaries: Iterable[dict[str, Any] | None]) -> list[PlanPurge]:
-    """What to purge for the plans that succeeded (failed mapped tasks leave no summary)."""
+    """What is left to purge for the plans that succeeded: failed mapped tasks leave no summary, and a plan
+    whose build already purged its changes (`purge_built_plan`) has nothing left."""
     out = []
     for summary in summaries:
-        if not summary or not (summary.get("purge_keys") or summary.get("purge_prefix")):
+        if not summary or summary.get("purged") or not (summary.get("purge_keys") or summary.get("purge_prefix")):
             continue
         out.append(PlanPurge(summary["plan_id"], tuple(summary.get("purge_keys") or ()), bool(summary.get("purge_prefix"))))
     return out
 
 
+def purge_built_plan(make_purger: Callable[[], Any], settings: Settings, summary: dict[str, Any]) -> dict[str, Any]:
+    """Purge one plan's changes as soon as its build has uploaded them, so that no plan waits for the rest of
+    its run (SPEC §8: within 60 s of the upload; a run's other plans may take minutes, or be waiting for a retry).
+
+    Never raises: the files are published. The summary comes back with `purged` true when the CDN took the
+    purge; when it did not, `purged` is false and the run's purge task (which runs whatever the builds did,
+    and is retried) purges it.
+    """
+    requests = purge_requests([summary])
+    if not requests:
+        return summary
+    try:
+        report = purge(make_purger(), settings, requests)
+    except Exception as exc:  # the purgers never put the token in a message
+        log.warning("plan %s: purge failed (%s: %s); the run's purge task will retry it",
+                    summary["plan_id"], type(exc).__name__, exc)
+        return {**summary, "purged": False}
+    return {**summary, "purged": True, "purge": report.as_dict() if report else None}
+
+
 def purge(purger, settings: Settings, requests: list[PlanPurge]) -> PurgeReport | None:
     if not requests:
-        log.info("nothing changed: nothing to purge")
+        log.info("nothing left to purge")
         return None
     report = purger.purge(settings.cdn_base_url, requests, settings.purge_prefix_threshold)
     log.info("purged %d URL(s) and %d prefix(es) in %d request(s), %d retries",

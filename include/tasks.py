@@ -4,8 +4,9 @@ Each function here is called inside a running task; nothing runs at DAG parse ti
 """
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from include import keys
 from include.build import build_plan_locked
@@ -58,9 +59,20 @@ def plans_to_rebuild(requested: Iterable[str] | None) -> list[str]:
     return [p for p in plans if keys.is_safe_name(p)]
 
 
+def cdn_purger(settings) -> Callable[[], Any]:
+    """The CDN purger of the settings' `purge_provider`, made on first use and then reused."""
+    from include.purge import purger_for
+
+    return functools.cache(lambda: purger_for(settings.purge_provider, files_per_request=settings.purge_files_per_request))
+
+
 def build_plans(plan_ids: list[str]) -> list[dict[str, Any]]:
-    """Build each plan; one failing plan does not stop the others, but fails the task at the end."""
+    """Build each plan, purging its changes right away; one failing plan does not stop the others, but fails
+    the task at the end. What could not be purged is left to the DAG's purge task."""
+    from include.sync import purge_built_plan
+
     settings = load_settings()
+    purger = cdn_purger(settings)
     s3 = s3_client(settings)
     plan_registry = registry(required=False)
     if plan_registry is None:
@@ -79,7 +91,7 @@ def build_plans(plan_ids: list[str]) -> list[dict[str, Any]]:
                 log.exception("plan %s failed", plan_id)
                 failures.append(f"{plan_id}: {type(exc).__name__}: {exc}")
                 continue
-            summaries.append(result.purge_summary(settings.purge_prefix_threshold))
+            summaries.append(purge_built_plan(purger, settings, result.purge_summary(settings.purge_prefix_threshold)))
     finally:
         db.close()
     if failures:
@@ -149,27 +161,32 @@ def sync_claim(run_id: str, triggered_by: str) -> list[dict[str, str]]:
 
 
 def sync_build(plan: dict[str, str], *, run_id: str, try_number: int, max_tries: int, task) -> dict[str, Any]:
-    from include.sync import build_claimed_plan
+    """Build one claimed plan and purge what it changed at once (the run's purge task takes what fails here)."""
+    from include.sync import build_claimed_plan, purge_built_plan
 
     settings = load_settings()
     db = mysql_connection()
     try:
-        return build_claimed_plan(
+        summary = build_claimed_plan(
             plan["plan_id"], run_id=run_id, triggered_by=plan["triggered_by"], try_number=try_number,
             max_tries=max_tries, retry_delay=task.retry_delay, backoff=task.retry_exponential_backoff,
             registry=registry(), db=db, s3=s3_client(settings), settings=settings,
         )
     finally:
         db.close()
+    return purge_built_plan(cdn_purger(settings), settings, summary)
 
 
 def sync_purge(summaries) -> dict[str, Any] | None:
-    from include.purge import purger_for
+    """The run's purge: what the builds could not purge themselves (failed mapped builds leave no summary)."""
     from include.sync import purge, purge_requests
 
     settings = load_settings()
-    # Failed mapped builds leave no XCom; index the lazy sequence instead of iterating past its end.
-    requests = purge_requests(summaries[i] for i in range(len(summaries)))
-    purger = purger_for(settings.purge_provider, files_per_request=settings.purge_files_per_request) if requests else None
-    report = purge(purger, settings, requests)
+    # Index the lazy sequence of mapped XComs instead of iterating past its end.
+    summaries = [summaries[i] for i in range(len(summaries))]
+    purged_by_builds = sum(1 for s in summaries if s and s.get("purged"))
+    if purged_by_builds:
+        log.info("%d plan(s) were purged by their own build", purged_by_builds)
+    requests = purge_requests(summaries)
+    report = purge(cdn_purger(settings)() if requests else None, settings, requests)
     return report.as_dict() if report else None

@@ -199,6 +199,8 @@ def test_airflow_dags_test_sync_publishes_an_edit_and_purges_its_urls(airflow_ho
     changed = [k for k, etag in after["PLAN-2026-0002"].items() if before["PLAN-2026-0002"].get(k) != etag]
     assert changed == [keys.manifest_key("PLAN-2026-0002")]  # the plan title is only in the manifest
     assert cloudflare.purged_files == [f"https://cdn.memora.test/{keys.manifest_key('PLAN-2026-0002')}"]
+    # purged by the plan's build task as soon as it was uploaded; the run's purge task had nothing left
+    assert "1 plan(s) were purged by their own build" in output and "nothing left to purge" in output, output[-5000:]
     assert "PLAN-2026-0002" in output and "map_index=0" in output
     assert Registry(redis_db).pending_count() == 0
 

@@ -13,7 +13,7 @@ from include.build import build_plan
 from include.purge import CloudflarePurger
 from include.read import list_plans
 from include.registry import CLAIMS, DEAD_LETTER, PENDING, LockLost, PlanLocked, claim_key
-from include.sync import build_claimed_plan, claim_batch, purge, purge_requests, waiting
+from include.sync import build_claimed_plan, claim_batch, purge, purge_built_plan, purge_requests, waiting
 from include.triggers import PendingPlansTrigger
 
 P1, P2 = "PLAN-2026-0001", "PLAN-2026-0002"
@@ -27,16 +27,22 @@ def demo_db(content_db):
 
 
 def run_cycle(registry, db, s3, settings, run_id="run-1", cloudflare=None, triggered_by="Scheduler"):
-    """One sync run without Airflow: claim, build every claimed plan, purge."""
+    """One sync run without Airflow, as the DAG runs it: claim; build every claimed plan, each build purging what
+    it changed; then the run's purge of what is left. Returns (batch, summaries, the run's purge report)."""
     batch = claim_batch(registry, db, s3, settings, run_id, triggered_by)
-    summaries = [build_claimed_plan(p["plan_id"], run_id=run_id, triggered_by=p["triggered_by"], try_number=1,
-                                    max_tries=3, retry_delay=timedelta(seconds=1), backoff=2.0,
-                                    registry=registry, db=db, s3=s3, settings=settings) for p in batch.plans]
-    report = None
-    if cloudflare is not None:
-        purger = CloudflarePurger(cloudflare.url, "cf-test-token-123", "zone-abc", files_per_request=30)
-        report = purge(purger, settings, purge_requests(summaries))
+    purger = CloudflarePurger(cloudflare.url, "cf-test-token-123", "zone-abc", files_per_request=30) if cloudflare else None
+    summaries = []
+    for p in batch.plans:
+        summary = build_claimed_plan(p["plan_id"], run_id=run_id, triggered_by=p["triggered_by"], try_number=1,
+                                     max_tries=3, retry_delay=timedelta(seconds=1), backoff=2.0,
+                                     registry=registry, db=db, s3=s3, settings=settings)
+        summaries.append(purge_built_plan(lambda: purger, settings, summary) if purger else summary)
+    report = purge(purger, settings, purge_requests(summaries)) if purger else None
     return batch, summaries, report
+
+
+def cdn_urls(keys_):
+    return sorted(f"https://cdn.memora.test/{k}" for k in keys_)
 
 
 def execute(db, sql, *params):
@@ -62,8 +68,10 @@ def test_an_edit_publishes_only_affected_files_and_purges_exactly_their_urls(dem
     changed = summaries[0]["purge_keys"]
     assert keys.lesson_key(P2, lesson) in changed and keys.manifest_key(P2) in changed
     assert 4 <= len(changed) <= 10
-    assert sorted(cloudflare.purged_files) == sorted(f"https://cdn.memora.test/{k}" for k in changed)
-    assert report.urls_purged == len(changed)
+    assert sorted(cloudflare.purged_files) == cdn_urls(changed)
+    # purged by the plan's own build; nothing was left for the run's purge
+    assert summaries[0]["purged"] is True and summaries[0]["purge"]["urls_purged"] == len(changed)
+    assert report is None
     assert registry.pending_count() == 0 and registry.claimed() == {}
     rows = sync_log.recent(demo_db, plan_id=P2)
     assert rows[0]["status"] == "Success" and rows[0]["files_uploaded"] == len(changed)
@@ -257,3 +265,56 @@ def test_rows_left_processing_by_a_dead_build_are_swept(demo_db, registry, s3, s
     rows = {r["name"]: r for r in sync_log.recent(demo_db)}
     assert rows[row]["status"] == "Failed" and "abandoned" in rows[row]["error_message"]
     assert rows[fresh]["status"] == "Processing"
+
+
+def test_each_plan_is_purged_right_after_its_own_upload_not_after_the_run(demo_db, registry, s3, settings, cloudflare):
+    """SPEC §8: the CDN hears of a plan's changes within 60 s of their upload, however long the run's other
+    plans take (or wait for a retry): each build purges its own changes before the next plan is built."""
+    for plan_id in list_plans(demo_db):
+        build_plan(plan_id, db=demo_db, s3=s3, settings=settings)
+    execute(demo_db, "UPDATE `tabMemora Academic Plan` SET title = CONCAT(title, ' *')")
+    registry.mark([P1, P2])
+    batch = claim_batch(registry, demo_db, s3, settings, "run-1", "Scheduler")
+    assert sorted(p["plan_id"] for p in batch.plans) == [P1, P2]
+    purger = CloudflarePurger(cloudflare.url, "cf-test-token-123", "zone-abc", files_per_request=30)
+    seen = []
+    for plan in batch.plans:
+        summary = build_claimed_plan(plan["plan_id"], run_id="run-1", triggered_by="Scheduler", try_number=1,
+                                     max_tries=3, retry_delay=timedelta(seconds=1), backoff=2.0,
+                                     registry=registry, db=demo_db, s3=s3, settings=settings)
+        summary = purge_built_plan(lambda: purger, settings, summary)
+        seen += summary["purge_keys"]
+        assert summary["purged"] is True and keys.manifest_key(plan["plan_id"]) in summary["purge_keys"]
+        assert sorted(cloudflare.purged_files) == cdn_urls(seen)  # before the next plan is even built
+
+
+def test_a_purge_the_cdn_refuses_is_left_to_the_runs_purge_task(demo_db, registry, s3, settings, cloudflare):
+    """A build whose purge fails still succeeds (its files are published) and says so; the run's purge task,
+    which Airflow retries, purges it. A purger that cannot even be made (a broken connection) counts the same."""
+    for plan_id in list_plans(demo_db):
+        build_plan(plan_id, db=demo_db, s3=s3, settings=settings)
+    execute(demo_db, "UPDATE `tabMemora Academic Plan` SET title = CONCAT(title, ' *')")
+    registry.mark([P1, P2])
+    batch = claim_batch(registry, demo_db, s3, settings, "run-1", "Scheduler")
+    impatient = CloudflarePurger(cloudflare.url, "cf-test-token-123", "zone-abc", max_attempts=1)
+
+    def broken():
+        raise ValueError("Airflow connection 'memora_cdn_purge': extra 'zone_id' is missing")
+
+    summaries = []
+    for plan, make_purger in zip(sorted(batch.plans, key=lambda p: p["plan_id"]), (lambda: impatient, broken)):
+        summary = build_claimed_plan(plan["plan_id"], run_id="run-1", triggered_by="Scheduler", try_number=1,
+                                     max_tries=3, retry_delay=timedelta(seconds=1), backoff=2.0,
+                                     registry=registry, db=demo_db, s3=s3, settings=settings)
+        cloudflare.fail_next(("5xx", 503))
+        summaries.append(purge_built_plan(make_purger, settings, summary))
+    assert [s["purged"] for s in summaries] == [False, False]
+    assert cloudflare.purged_files == []
+    cloudflare.reset()
+    left = purge_requests(summaries)
+    assert sorted(r.plan_id for r in left) == [P1, P2]
+    purger = CloudflarePurger(cloudflare.url, "cf-test-token-123", "zone-abc", files_per_request=30)
+    report = purge(purger, settings, left)
+    assert sorted(cloudflare.purged_files) == cdn_urls(k for s in summaries for k in s["purge_keys"])
+    assert report.urls_purged == sum(len(s["purge_keys"]) for s in summaries)
+    assert registry.claimed() == {} and registry.pending_count() == 0
