@@ -62,7 +62,7 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "mariadb": _mariadb_version(),
         "git": _git_describe(),
-        "packages": _versions("orjson", "jsonschema", "boto3", "moto", "mysqlclient", "redis", "matplotlib", "pyinstrument"),
+        "packages": _versions("orjson", "jsonschema", "jsonschema_rs", "boto3", "moto", "mysqlclient", "redis", "matplotlib", "pyinstrument"),
     }
 
 

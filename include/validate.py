@@ -12,7 +12,7 @@ Usage::
 
 Two validators per kind, each built once per process: `fast_validator` (jsonschema-rs, compiled)
 decides; `validator` (the reference `jsonschema` package) only explains. A valid document is walked
-once, by the fast one (about 70 times faster on a 2000-lesson plan: bench/RESULTS.md). A document it
+once, by the fast one (about 50 times faster on a 2000-lesson plan: `python -m bench.validators`). A document it
 rejects is walked again by `jsonschema` to name the most relevant error (its `best_match`); where that
 finds none (jsonschema-rs also checks `format: uri`, which `jsonschema` skips without rfc3987), the
 message is jsonschema-rs's own. tests/test_schemas.py holds the two to the same verdicts.
