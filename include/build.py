@@ -35,7 +35,7 @@ class BuildResult:
     queries: int = 0
     seconds: float = 0.0
     renew_at: int | None = None
-    phases: dict[str, float] = field(default_factory=dict)  # seconds per step: read, resolve, render, publish
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step: list, read, ..., publish
 
     def summary(self) -> dict[str, Any]:
         """Small enough for XCom: counts, the changed keys, and the first problems."""
@@ -79,8 +79,7 @@ def build_plan(plan_id: str, *, db, s3, settings: Settings, now: datetime | None
         listing = background.submit(timed, "list", list_prefix, s3, settings.bucket, keys.plan_prefix(plan_id))
         content = timed("read", read_plan, db, plan_id)
         if not content.exists:
-            listing.cancel()
-            deleted = remove_plan(s3, settings.bucket, plan_id)
+            deleted = remove_plan(s3, settings.bucket, plan_id, listing.result())
             log.info("plan %s does not exist: removed %d file(s)", plan_id, len(deleted))
             return BuildResult(plan_id, "removed", deleted=deleted, queries=content.queries,
                                seconds=round(time.monotonic() - started, 3), phases=phases)
