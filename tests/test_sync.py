@@ -26,16 +26,25 @@ def demo_db(content_db):
     return conn
 
 
+def build_claimed(plan_id, registry, db, s3, settings, run_id="run-1", triggered_by="Scheduler", try_number=1):
+    """`build_claimed_plan` as the sync DAG's build task calls it (3 retries, exponential backoff)."""
+    return build_claimed_plan(plan_id, run_id=run_id, triggered_by=triggered_by, try_number=try_number, max_tries=3,
+                              retry_delay=timedelta(seconds=1), backoff=2.0, registry=registry, db=db, s3=s3,
+                              settings=settings)
+
+
+def cf_purger(cloudflare, **kwargs):
+    return CloudflarePurger(cloudflare.url, "cf-test-token-123", "zone-abc", **kwargs)
+
+
 def run_cycle(registry, db, s3, settings, run_id="run-1", cloudflare=None, triggered_by="Scheduler"):
     """One sync run without Airflow, as the DAG runs it: claim; build every claimed plan, each build purging what
     it changed; then the run's purge of what is left. Returns (batch, summaries, the run's purge report)."""
     batch = claim_batch(registry, db, s3, settings, run_id, triggered_by)
-    purger = CloudflarePurger(cloudflare.url, "cf-test-token-123", "zone-abc", files_per_request=30) if cloudflare else None
+    purger = cf_purger(cloudflare, files_per_request=30) if cloudflare else None
     summaries = []
     for p in batch.plans:
-        summary = build_claimed_plan(p["plan_id"], run_id=run_id, triggered_by=p["triggered_by"], try_number=1,
-                                     max_tries=3, retry_delay=timedelta(seconds=1), backoff=2.0,
-                                     registry=registry, db=db, s3=s3, settings=settings)
+        summary = build_claimed(p["plan_id"], registry, db, s3, settings, run_id, p["triggered_by"])
         summaries.append(purge_built_plan(lambda: purger, settings, summary) if purger else summary)
     report = purge(purger, settings, purge_requests(summaries)) if purger else None
     return batch, summaries, report
@@ -108,8 +117,7 @@ def test_a_change_during_the_build_is_rebuilt_later(demo_db, registry, s3, setti
     registry.mark([P1])
     batch = claim_batch(registry, demo_db, s3, settings, "run-1", "Scheduler")
     registry.mark([P1])  # the Frappe side marks it again while the run builds it
-    build_claimed_plan(P1, run_id="run-1", triggered_by="Scheduler", try_number=1, max_tries=3,
-                       retry_delay=timedelta(seconds=1), backoff=2.0, registry=registry, db=demo_db, s3=s3, settings=settings)
+    build_claimed(P1, registry, demo_db, s3, settings)
     assert registry.pending() == {P1}
 
 
@@ -147,9 +155,7 @@ def test_dead_letter_after_the_last_retry_then_a_retry(demo_db, registry, s3, se
     claim_batch(registry, demo_db, s3, settings, "run-1", "Scheduler")
     for attempt in (1, 2, 3, 4):
         with pytest.raises(Exception, match="NoSuchBucket"):
-            build_claimed_plan(P1, run_id="run-1", triggered_by="Scheduler", try_number=attempt, max_tries=3,
-                               retry_delay=timedelta(seconds=1), backoff=2.0, registry=registry, db=demo_db, s3=s3,
-                               settings=broken)
+            build_claimed(P1, registry, demo_db, s3, broken, try_number=attempt)
         row = sync_log.recent(demo_db, plan_id=P1)[0]
         if attempt < 4:
             assert row["status"] == "Failed" and row["retry_count"] == attempt - 1 and row["next_retry_at"]
@@ -267,21 +273,24 @@ def test_rows_left_processing_by_a_dead_build_are_swept(demo_db, registry, s3, s
     assert rows[fresh]["status"] == "Processing"
 
 
+def both_plans_edited_and_claimed(db, registry, s3, settings):
+    """Both demo plans published, then their titles edited (a manifest change each), marked and claimed."""
+    for plan_id in list_plans(db):
+        build_plan(plan_id, db=db, s3=s3, settings=settings)
+    execute(db, "UPDATE `tabMemora Academic Plan` SET title = CONCAT(title, ' *')")
+    registry.mark([P1, P2])
+    return claim_batch(registry, db, s3, settings, "run-1", "Scheduler")
+
+
 def test_each_plan_is_purged_right_after_its_own_upload_not_after_the_run(demo_db, registry, s3, settings, cloudflare):
     """SPEC §8: the CDN hears of a plan's changes within 60 s of their upload, however long the run's other
     plans take (or wait for a retry): each build purges its own changes before the next plan is built."""
-    for plan_id in list_plans(demo_db):
-        build_plan(plan_id, db=demo_db, s3=s3, settings=settings)
-    execute(demo_db, "UPDATE `tabMemora Academic Plan` SET title = CONCAT(title, ' *')")
-    registry.mark([P1, P2])
-    batch = claim_batch(registry, demo_db, s3, settings, "run-1", "Scheduler")
+    batch = both_plans_edited_and_claimed(demo_db, registry, s3, settings)
     assert sorted(p["plan_id"] for p in batch.plans) == [P1, P2]
-    purger = CloudflarePurger(cloudflare.url, "cf-test-token-123", "zone-abc", files_per_request=30)
+    purger = cf_purger(cloudflare, files_per_request=30)
     seen = []
     for plan in batch.plans:
-        summary = build_claimed_plan(plan["plan_id"], run_id="run-1", triggered_by="Scheduler", try_number=1,
-                                     max_tries=3, retry_delay=timedelta(seconds=1), backoff=2.0,
-                                     registry=registry, db=demo_db, s3=s3, settings=settings)
+        summary = build_claimed(plan["plan_id"], registry, demo_db, s3, settings)
         summary = purge_built_plan(lambda: purger, settings, summary)
         seen += summary["purge_keys"]
         assert summary["purged"] is True and keys.manifest_key(plan["plan_id"]) in summary["purge_keys"]
@@ -291,21 +300,15 @@ def test_each_plan_is_purged_right_after_its_own_upload_not_after_the_run(demo_d
 def test_a_purge_the_cdn_refuses_is_left_to_the_runs_purge_task(demo_db, registry, s3, settings, cloudflare):
     """A build whose purge fails still succeeds (its files are published) and says so; the run's purge task,
     which Airflow retries, purges it. A purger that cannot even be made (a broken connection) counts the same."""
-    for plan_id in list_plans(demo_db):
-        build_plan(plan_id, db=demo_db, s3=s3, settings=settings)
-    execute(demo_db, "UPDATE `tabMemora Academic Plan` SET title = CONCAT(title, ' *')")
-    registry.mark([P1, P2])
-    batch = claim_batch(registry, demo_db, s3, settings, "run-1", "Scheduler")
-    impatient = CloudflarePurger(cloudflare.url, "cf-test-token-123", "zone-abc", max_attempts=1)
+    batch = both_plans_edited_and_claimed(demo_db, registry, s3, settings)
+    impatient = cf_purger(cloudflare, max_attempts=1)
 
     def broken():
         raise ValueError("Airflow connection 'memora_cdn_purge': extra 'zone_id' is missing")
 
     summaries = []
     for plan, make_purger in zip(sorted(batch.plans, key=lambda p: p["plan_id"]), (lambda: impatient, broken)):
-        summary = build_claimed_plan(plan["plan_id"], run_id="run-1", triggered_by="Scheduler", try_number=1,
-                                     max_tries=3, retry_delay=timedelta(seconds=1), backoff=2.0,
-                                     registry=registry, db=demo_db, s3=s3, settings=settings)
+        summary = build_claimed(plan["plan_id"], registry, demo_db, s3, settings)
         cloudflare.fail_next(("5xx", 503))
         summaries.append(purge_built_plan(make_purger, settings, summary))
     assert [s["purged"] for s in summaries] == [False, False]
@@ -313,8 +316,7 @@ def test_a_purge_the_cdn_refuses_is_left_to_the_runs_purge_task(demo_db, registr
     cloudflare.reset()
     left = purge_requests(summaries)
     assert sorted(r.plan_id for r in left) == [P1, P2]
-    purger = CloudflarePurger(cloudflare.url, "cf-test-token-123", "zone-abc", files_per_request=30)
-    report = purge(purger, settings, left)
+    report = purge(cf_purger(cloudflare, files_per_request=30), settings, left)
     assert sorted(cloudflare.purged_files) == cdn_urls(k for s in summaries for k in s["purge_keys"])
     assert report.urls_purged == sum(len(s["purge_keys"]) for s in summaries)
     assert registry.claimed() == {} and registry.pending_count() == 0
