@@ -2,13 +2,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt | md5sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt pyproject.toml producer/pyproject.toml | md5sum | cut -c1-12)
 
 help:
 	@echo "make demo   - set up everything, load demo content, run memora_cdn_full_rebuild, show what it published"
 	@echo "make test   - the whole test suite against local MariaDB, Redis and S3"
 	@echo "make test-faults - only the fault, bad-input and security tests (about 3 min)"
-	@echo "make bench  - benchmarks P1-P5 and growth into bench/RESULTS.md (about 22 min; bench/run.py --quick for a smoke check)"
+	@echo "make bench  - benchmarks P1-P5 and growth into bench/RESULTS.md (about 22 min; python -m bench.run --quick for a smoke check)"
 	@echo "make airflow - airflow standalone on http://127.0.0.1:8080 wired to the local stack (user ops)"
 
 $(STAMP):
@@ -16,6 +16,7 @@ $(STAMP):
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install -q --no-deps -e . -e ./producer
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
@@ -39,6 +40,6 @@ test-faults: $(STAMP)
 	$(PY) -m pytest tests/test_faults.py tests/test_bad_input.py tests/test_security.py -q
 
 bench: services
-	$(PY) bench/run.py
+	PYTHONPATH=include $(PY) -m bench.run
 
 .PHONY: help venv services demo test test-faults bench airflow

@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 DB_PREFIX = "memora_bench_"
 REDIS_DB = 12
@@ -120,7 +118,7 @@ def mysql_connect(database: str | None = None):
 
 def create_database(purpose: str) -> str:
     """A new `memora_bench_{purpose}_{random}` database with the Frappe schema."""
-    from include.demo import create_schema
+    from memora_cdn_demo.content import create_schema
 
     name = f"{DB_PREFIX}{purpose}_{uuid.uuid4().hex[:8]}"
     admin = mysql_connect()
@@ -160,8 +158,8 @@ def leftover_databases() -> list[str]:
 
 
 def load_content(database: str, scale) -> dict[str, int]:
-    """Generate `scale` with include.demo and bulk-load it; rows per table."""
-    from include import demo
+    """Generate `scale` with memora_cdn_demo.content and bulk-load it; rows per table."""
+    from memora_cdn_demo import content as demo
 
     conn = mysql_connect(database)
     try:
@@ -199,7 +197,7 @@ def flush_redis() -> None:
 # -- S3 --------------------------------------------------------------------------------------------
 
 def s3_client(endpoint: str, concurrency: int = 16):
-    """A boto3 client configured like include.connections.s3_client (pool = concurrency + 4, SigV4, retries)."""
+    """A boto3 client configured like memora_cdn.orchestration.connections.s3_client (pool = concurrency + 4, SigV4, retries)."""
     import boto3
     from botocore.config import Config
 
@@ -212,7 +210,7 @@ def s3_client(endpoint: str, concurrency: int = 16):
 
 
 def settings_for(bucket: str, **extra: Any):
-    from include.settings import parse_settings
+    from memora_cdn.settings import parse_settings
 
     return parse_settings({"bucket": bucket, "media_bucket": MEDIA_BUCKET, "cdn_base_url": CDN_BASE_URL,
                            "media_base_url": MEDIA_BASE_URL, **extra})
@@ -309,7 +307,7 @@ def window_peak_rss_mb() -> float:
 
 def run_worker(mode: str, spec: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
     """Run `python -m bench.worker MODE SPEC` in a fresh interpreter and return its JSON result."""
-    env = dict(os.environ, PYTHONPATH=str(REPO) + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "include")]) + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""))
     proc = subprocess.run([sys.executable, "-m", "bench.worker", mode, json.dumps(spec)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:

@@ -1,9 +1,9 @@
 """P4, one simulated hour: random content edits replayed as five-minute sync cycles.
 
 The edits are made the way the Frappe side makes them: a committed change in MariaDB, then
-`include.producer.mark_changed` (the producer module) resolves the affected plans and SADDs them
+`memora_cdn_producer.mark_changed` (the producer module) resolves the affected plans and SADDs them
 to the Redis pending set. Each five-minute window's edits are applied, then one sync cycle runs
-through the real code path of `memora_cdn_sync` without Airflow (`include.sync`: claim_batch,
+through the real code path of `memora_cdn_sync` without Airflow (`memora_cdn.tracking.sync`: claim_batch,
 build_claimed_plan for every claimed plan, each followed by purge_built_plan, as the DAG's build task does,
 then purge_requests + purge for what is left, as its purge task does; against the local Cloudflare stand-in). Time is compressed: the edits of
 window k are all in the database when cycle k starts (what a run at minute 5(k+1) would find).
@@ -73,7 +73,7 @@ class Tree:
 
 class Editor:
     def __init__(self, db, redis, tree: Tree, rng: random.Random) -> None:
-        from include.producer import mark_changed
+        from memora_cdn_producer import mark_changed
 
         self.db, self.redis, self.tree, self.rng = db, redis, tree, rng
         self.mark_changed = mark_changed
@@ -210,9 +210,9 @@ def schedule(rng: random.Random, plans: list[str], edits: int, windows: int, win
 
 
 def simulate(spec: dict[str, Any]) -> dict[str, Any]:
-    from include.purge import CloudflarePurger
-    from include.registry import Registry
-    from include.sync import build_claimed_plan, claim_batch, purge, purge_built_plan, purge_requests, waiting
+    from memora_cdn.purge import CloudflarePurger
+    from memora_cdn.tracking.registry import Registry
+    from memora_cdn.tracking.sync import build_claimed_plan, claim_batch, purge, purge_built_plan, purge_requests, waiting
     from tests.standins.cloudflare import CloudflareStandIn
 
     settings = common.settings_for(spec["bucket"])

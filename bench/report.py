@@ -328,7 +328,7 @@ def write(data: dict[str, Any], out: Path) -> None:
         add(f"{p4['plans']} plans of {p4['lessons_per_plan']} lessons ({p4['subjects_per_plan']} subjects per plan, one "
             f"of them shared by every plan), {p4['edits']} random edits spread over the plans and over "
             f"{p4['windows']} windows of {p4['window_seconds']} s; each window's edits are committed and marked through "
-            f"`include.producer.mark_changed`, then one cycle runs the real sync path (`claim_batch`, "
+            f"`memora_cdn_producer.mark_changed`, then one cycle runs the real sync path (`claim_batch`, "
             f"`build_claimed_plan` then `purge_built_plan` per claimed plan, sequentially in one process, then "
             f"`purge_requests` + `purge` for what is left, with `CloudflarePurger` against the stand-in, 30 URLs per "
             f"request). Backlog = pending + queued fallback rows + "
@@ -377,7 +377,7 @@ def write(data: dict[str, Any], out: Path) -> None:
         add("## P5: nightly full rebuild with no change")
         add("")
         add(f"{p5['plans']} plans × {p5['lessons_per_plan']} lessons ({p5['subjects_per_plan']} subjects per plan), "
-            f"already published. Rebuilt in **one process, sequentially** (the loop of `include.tasks.build_plans`: "
+            f"already published. Rebuilt in **one process, sequentially** (the loop of `memora_cdn.orchestration.tasks.build_plans`: "
             f"one MariaDB connection, one S3 client, `build_plan_locked` per plan: its Redis lock, renewal "
             f"scheduled; summary kept). "
             f"Median (min–max) of {len(runs)} runs, each a fresh process.")

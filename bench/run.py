@@ -22,9 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench import common, report  # noqa: E402
+from bench import common, report
 
 SCENARIOS = ("core", "growth", "p4", "p5", "profile")
 
@@ -92,7 +90,7 @@ class Bench:
         return name
 
     def scale(self, plans: int, subjects: int, lessons: int):
-        from include.demo import DemoScale
+        from memora_cdn_demo.content import DemoScale
 
         return DemoScale(plans=plans, subjects_per_plan=subjects, lessons_per_plan=lessons,
                          stages_per_lesson=self.cfg.stages, shared_subjects=1, seed=self.cfg.seed)
@@ -149,8 +147,8 @@ class Bench:
 
     def core(self) -> dict[str, Any]:
         """P1 (cold), its floor, P2 (no change) and P3 (one lesson title) on one plan, interleaved per run."""
-        from include.read import read_plan
-        from include.resolve import resolve_plan
+        from memora_cdn.engine.read import read_plan
+        from memora_cdn.engine.resolve import resolve_plan
 
         cfg = self.cfg
         db = self.database("core", self.scale(1, cfg.core_subjects, cfg.core_lessons))
@@ -334,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenario(s) {', '.join(sorted(unknown))}")
     exe = Path(sys.executable)
     exe_shown = str(exe.relative_to(common.REPO)) if exe.is_relative_to(common.REPO) else str(exe)
-    command = " ".join(shlex.quote(a) for a in [exe_shown, "bench/run.py", *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(shlex.quote(a) for a in [exe_shown, "-m", "bench.run", *(argv if argv is not None else sys.argv[1:])])
     started_at, t0 = common.now_utc(), time.perf_counter()
     meta = {"started_at": started_at, "command": command, "config": asdict(cfg), "machine": common.machine(),
             "scenarios": scenarios}

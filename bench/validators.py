@@ -1,8 +1,8 @@
 """The two JSON Schema validators on the documents of a real 2000-lesson plan: `python -m bench.validators`.
 
 Renders the P1 plan (the same generator, scale and seed as bench/run.py) with validation switched off,
-then times validating every document with the reference `jsonschema` (include.validate.validator) and
-with jsonschema-rs (include.validate.fast_validator), interleaved, median of 5. Both must accept every
+then times validating every document with the reference `jsonschema` (memora_cdn.engine.validate.validator) and
+with jsonschema-rs (memora_cdn.engine.validate.fast_validator), interleaved, median of 5. Both must accept every
 document. Prints one JSON line.
 """
 from __future__ import annotations
@@ -15,12 +15,12 @@ from bench.run import FULL
 
 
 def main() -> None:
-    from include import render
-    from include.demo import DemoScale
-    from include.media import MediaSigner
-    from include.read import read_plan
-    from include.resolve import resolve_plan
-    from include.validate import fast_validator, validator
+    from memora_cdn.engine import render
+    from memora_cdn_demo.content import DemoScale
+    from memora_cdn.engine.media import MediaSigner
+    from memora_cdn.engine.read import read_plan
+    from memora_cdn.engine.resolve import resolve_plan
+    from memora_cdn.engine.validate import fast_validator, validator
 
     scale = DemoScale(plans=1, subjects_per_plan=FULL.core_subjects, lessons_per_plan=FULL.core_lessons,
                       stages_per_lesson=FULL.stages, shared_subjects=1, seed=FULL.seed)

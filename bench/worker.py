@@ -6,7 +6,7 @@ why not ru_maxrss). Run by bench/run.py; each call is a new process, like an Air
 Modes:
   build    one `build_plan` (P1 cold, P2 no change, P3 one edit, growth), optionally under pyinstrument
   floor    the same rows read in bulk + the same documents serialised + the same bodies uploaded
-  nightly  P5: every plan rebuilt in one sequential loop, as include.tasks.build_plans does
+  nightly  P5: every plan rebuilt in one sequential loop, as memora_cdn.orchestration.tasks.build_plans does
   seed     build plans without measuring (initial state for P4 and P5)
   hour     P4: the simulated hour of edits, replayed as sync cycles (bench/hour.py)
 """
@@ -22,7 +22,7 @@ from bench import common
 
 
 def mode_build(spec: dict[str, Any]) -> dict[str, Any]:
-    from include.build import build_plan
+    from memora_cdn.engine.build import build_plan
 
     settings = common.settings_for(spec["bucket"])
     s3 = common.s3_client(spec["endpoint"], settings.upload_concurrency)
@@ -92,8 +92,9 @@ def mode_floor(spec: dict[str, Any]) -> dict[str, Any]:
     """The floor of a cold build: the same rows, the same documents, the same bodies, nothing else."""
     import orjson
 
-    from include import keys, read
-    from include.publish import CONTENT_TYPE
+    from memora_cdn.engine import keys
+    from memora_cdn.engine import read
+    from memora_cdn.engine.publish import CONTENT_TYPE
 
     settings = common.settings_for(spec["dest_bucket"])
     concurrency = settings.upload_concurrency
@@ -116,7 +117,7 @@ def mode_floor(spec: dict[str, Any]) -> dict[str, Any]:
 
     plan = spec["plan"]
     statements = [
-        (f"SELECT `name`, `title`, `season`, `stream`, `grade` FROM `tabMemora Academic Plan` WHERE `name` = %s", (plan,)),
+        ("SELECT `name`, `title`, `season`, `stream`, `grade` FROM `tabMemora Academic Plan` WHERE `name` = %s", (plan,)),
         (f"SELECT {_plain(read.PLAN_SUBJECT_COLUMNS)} FROM `tabMemora Plan Subject` WHERE `parent` = %s", (plan,)),
         (f"SELECT {_plain(read.OVERRIDE_COLUMNS)} FROM `tabMemora Plan Override` WHERE `parent` = %s", (plan,)),
         (f"SELECT {_plain(read.SUBJECT_COLUMNS)} FROM `tabMemora Subject`", ()),
@@ -170,10 +171,10 @@ def _plain(columns: tuple[str, ...]) -> str:
 
 
 def mode_nightly(spec: dict[str, Any]) -> dict[str, Any]:
-    """include.tasks.build_plans without Airflow: one DB connection, one S3 client, the plans in order,
+    """memora_cdn.orchestration.tasks.build_plans without Airflow: one DB connection, one S3 client, the plans in order,
     each through `build_plan_locked` (its Redis lock, renewal scheduled), summary kept (as the task does)."""
-    from include.build import build_plan_locked
-    from include.registry import Registry
+    from memora_cdn.engine.build import build_plan_locked
+    from memora_cdn.tracking.registry import Registry
 
     settings = common.settings_for(spec["bucket"])
     s3 = common.s3_client(spec["endpoint"], settings.upload_concurrency)
@@ -214,11 +215,11 @@ def mode_seed(spec: dict[str, Any]) -> dict[str, Any]:
     """Publish plans as the starting state of P4 and P5. Setup only, never a figure: schema validation is
     switched off here to save time (it only checks documents, the files come out byte-identical), and
     every measured build afterwards validates every document as usual."""
-    import include.render
+    import memora_cdn.engine.render
 
-    from include.build import build_plan
+    from memora_cdn.engine.build import build_plan
 
-    include.render.validate = lambda kind, doc, key="": None
+    memora_cdn.engine.render.validate = lambda kind, doc, key="": None
 
     settings = common.settings_for(spec["bucket"])
     s3 = common.s3_client(spec["endpoint"], settings.upload_concurrency)

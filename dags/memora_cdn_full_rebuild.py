@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from include.defaults import BUILD_POOL, DAG_ARGS
+from memora_cdn.orchestration.defaults import BUILD_POOL, DAG_ARGS
 
 
 @dag(
@@ -32,21 +32,21 @@ def memora_cdn_full_rebuild():
     def plan_groups() -> list[list[str]]:
         from airflow.sdk.configuration import conf
 
-        from include.tasks import group_plans, plans_to_rebuild
+        from memora_cdn.orchestration.tasks import group_plans, plans_to_rebuild
 
         plans = plans_to_rebuild(get_current_context()["params"].get("plans"))
         return group_plans(plans, conf.getint("core", "max_map_length", fallback=1024))
 
     @task(pool=BUILD_POOL, map_index_template="{{ plan_label }}")
     def build(plan_ids: list[str]) -> list[dict]:
-        from include.tasks import build_plans, group_label
+        from memora_cdn.orchestration.tasks import build_plans, group_label
 
         get_current_context()["plan_label"] = group_label(plan_ids)
         return build_plans(plan_ids)
 
     @task
     def remove_deleted_plans() -> list[str]:
-        from include.tasks import remove_deleted_plans
+        from memora_cdn.orchestration.tasks import remove_deleted_plans
 
         if get_current_context()["params"].get("plans"):
             return []  # a limited run removes only the listed plans that no longer exist (the build does)
@@ -54,7 +54,7 @@ def memora_cdn_full_rebuild():
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def purge(built, removed) -> dict | None:
-        from include.tasks import full_rebuild_purge
+        from memora_cdn.orchestration.tasks import full_rebuild_purge
 
         return full_rebuild_purge(built, removed)
 

@@ -18,8 +18,8 @@ from airflow.sdk import (
     task,
 )
 
-from include.defaults import BUILD_POOL, DAG_ARGS
-from include.triggers import PendingPlansTrigger
+from memora_cdn.orchestration.defaults import BUILD_POOL, DAG_ARGS
+from memora_cdn.tracking.triggers import PendingPlansTrigger
 
 PENDING_PLANS = Asset(
     name="memora_pending_plans",
@@ -45,13 +45,13 @@ def memora_cdn_sync():
     # next five-minute run does the same work (nothing is lost: claims and fallback rows are atomic).
     @task.short_circuit(retries=0)
     def check() -> bool:
-        from include.tasks import sync_waiting
+        from memora_cdn.orchestration.tasks import sync_waiting
 
         return sync_waiting(get_current_context()["params"].get("plans") or [])
 
     @task(retries=0)
     def claim() -> list[dict]:
-        from include.tasks import sync_claim
+        from memora_cdn.orchestration.tasks import sync_claim
 
         ctx = get_current_context()
         run_type = ctx["dag_run"].run_type
@@ -59,7 +59,7 @@ def memora_cdn_sync():
 
     @task(pool=BUILD_POOL, map_index_template="{{ plan_label }}")
     def build(plan: dict) -> dict:
-        from include.tasks import sync_build
+        from memora_cdn.orchestration.tasks import sync_build
 
         ctx = get_current_context()
         ctx["plan_label"] = plan["plan_id"]
@@ -69,7 +69,7 @@ def memora_cdn_sync():
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def purge(summaries) -> dict | None:
-        from include.tasks import sync_purge
+        from memora_cdn.orchestration.tasks import sync_purge
 
         return sync_purge(summaries)
 

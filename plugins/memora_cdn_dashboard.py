@@ -91,8 +91,8 @@ _SERVICES = {  # exception module prefix -> what failed
 
 
 def _error_response(exc: Exception) -> JSONResponse:
-    from include.operators import OperatorError, redact
-    from include.settings import SettingsError
+    from memora_cdn.ops.status import OperatorError, redact
+    from memora_cdn.settings import SettingsError
 
     if isinstance(exc, OperatorError):
         return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
@@ -186,7 +186,7 @@ class Services:
     @property
     def settings(self):
         if self._settings is None:
-            from include.settings import load_settings
+            from memora_cdn.settings import load_settings
 
             self._settings = load_settings()
         return self._settings
@@ -194,7 +194,7 @@ class Services:
     @property
     def registry(self):
         if self._registry is None:
-            from include.connections import registry
+            from memora_cdn.orchestration.connections import registry
 
             self._registry = registry()
         return self._registry
@@ -202,7 +202,7 @@ class Services:
     @property
     def db(self):
         if self._db is None:
-            from include.connections import mysql_connection
+            from memora_cdn.orchestration.connections import mysql_connection
 
             self._db = mysql_connection()
         return self._db
@@ -210,7 +210,7 @@ class Services:
     @property
     def s3(self):
         if self._s3 is None:
-            from include.connections import s3_client
+            from memora_cdn.orchestration.connections import s3_client
 
             self._s3 = s3_client(self.settings)
         return self._s3
@@ -238,9 +238,9 @@ def services() -> Iterator[Services]:
 @app.get("/api/status", dependencies=[Depends(can_read)])
 def api_status(svc: Services = Depends(services)) -> dict[str, Any]:
     """Pending count, live claims, dead letters, failures of the last 24 h, last success per plan."""
-    from include import operators
+    from memora_cdn.ops import status as ops_status
 
-    return operators.status(svc.registry, svc.db)
+    return ops_status.status(svc.registry, svc.db)
 
 
 @app.get("/api/sync-log", dependencies=[Depends(can_read)])
@@ -250,9 +250,9 @@ def api_sync_log(
     limit: int = Query(50, description="1..500 rows, newest first"),
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
-    from include import operators
+    from memora_cdn.ops import status as ops_status
 
-    rows = operators.sync_log(svc.db, plan_id=plan_id, status=status, limit=limit)
+    rows = ops_status.sync_log(svc.db, plan_id=plan_id, status=status, limit=limit)
     return {"rows": rows, "count": len(rows), "plan_id": plan_id or None, "status": status or None, "limit": limit}
 
 
@@ -264,17 +264,17 @@ def api_rebuild(
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
     """Put the plan into the pending set; with `trigger=true`, also start a `memora_cdn_sync` run."""
-    from include import operators
+    from memora_cdn.ops import status as ops_status
 
     s3 = bucket = None
     try:
-        plans = operators.known_plans(svc.db, [plan_id])  # 422 / 404 before anything changes
-    except operators.UnknownPlan:  # a deleted plan that still has files is accepted: its build removes them
+        plans = ops_status.known_plans(svc.db, [plan_id])  # 422 / 404 before anything changes
+    except ops_status.UnknownPlan:  # a deleted plan that still has files is accepted: its build removes them
         s3, bucket = svc.s3, svc.settings.bucket
-        plans = operators.known_plans(svc.db, [plan_id], s3, bucket)
+        plans = ops_status.known_plans(svc.db, [plan_id], s3, bucket)
     if trigger:
         _require_trigger_permission(user)
-    result = operators.mark(svc.registry, svc.db, plans, s3, bucket)
+    result = ops_status.mark(svc.registry, svc.db, plans, s3, bucket)
     result["dag_run"] = None
     if trigger:
         result.update(_trigger_sync(plans, user))
@@ -320,9 +320,9 @@ def _trigger_sync(plans: list[str], user) -> dict[str, Any]:
 @app.post("/api/dead-letter/{plan_id}/retry", dependencies=[Depends(can_operate), Depends(_same_origin_post)])
 def api_retry_dead_letter(plan_id: str, svc: Services = Depends(services)) -> dict[str, Any]:
     """Move a dead-lettered plan back to the pending set (404 when it is not dead-lettered)."""
-    from include import operators
+    from memora_cdn.ops import status as ops_status
 
-    return operators.retry_dead_letter(svc.registry, plan_id)
+    return ops_status.retry_dead_letter(svc.registry, plan_id)
 
 
 # -- the page -------------------------------------------------------------------------------------------------

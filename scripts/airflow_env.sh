@@ -1,7 +1,9 @@
 # Sourced by the Makefile's recipes: a local Airflow home (SQLite metadata DB) wired to this repository and to the
 # local stack. Everything can be overridden from the environment.
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+# memora_cdn itself is installed in the venv (pip install -e .); include/ is on the path only for the demo content
+# generator (memora_cdn_demo), which is development-only and not part of the package.
+export PYTHONPATH="$REPO/include${PYTHONPATH:+:$PYTHONPATH}"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$REPO/.local/airflow}"
 export AIRFLOW__CORE__DAGS_FOLDER="$REPO/dags"
 export AIRFLOW__CORE__PLUGINS_FOLDER="$REPO/plugins"

@@ -16,7 +16,7 @@ if [ ! -s "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" ]; then
 fi
 PY=.venv/bin/python
 if ! mysql -h 127.0.0.1 -u root -e "SELECT 1 FROM \`$MEMORA_DB\`.\`tabMemora Academic Plan\` LIMIT 1" >/dev/null 2>&1; then
-  $PY -m include.demo --database "$MEMORA_DB"
+  $PY -m memora_cdn_demo.content --database "$MEMORA_DB"
 fi
 $PY - <<'PY'
 import json, os, boto3

@@ -12,13 +12,13 @@ from pathlib import Path
 import boto3
 import MySQLdb
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from memora_cdn.engine import keys
+from memora_cdn.engine.publish import list_prefix
+from memora_cdn.ops.audit import audit_plan, kind_of_key
+from memora_cdn.settings import parse_settings
+from memora_cdn_demo import content as demo
 
-from include import demo, keys  # noqa: E402
-from include.audit import audit_plan, kind_of_key  # noqa: E402
-from include.publish import list_prefix  # noqa: E402
-from include.settings import parse_settings  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def s3_client():

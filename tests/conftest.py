@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from include.settings import parse_settings
-from tests.support import S3Server, scratch_database
+from memora_cdn.settings import parse_settings
+from tests.support import REDIS_PORT, S3Server, scratch_database
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +43,7 @@ def redis_db():
     """A real Redis connection on database 15, emptied before and after the test."""
     import redis
 
-    client = redis.Redis(host="127.0.0.1", port=6379, db=15)
+    client = redis.Redis(host="127.0.0.1", port=REDIS_PORT, db=15)
     client.ping()
     client.flushdb()
     yield client
@@ -52,7 +52,7 @@ def redis_db():
 
 @pytest.fixture
 def registry(redis_db):
-    from include.registry import Registry
+    from memora_cdn.tracking.registry import Registry
 
     return Registry(redis_db)
 

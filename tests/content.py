@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from include.read import PlanContent
+from memora_cdn.engine.read import PlanContent
 
 
 def node(name: str, title: str | None = None, *, published: int = 1, free: int = 0, sort: int = 0, **extra: Any) -> dict:

@@ -19,10 +19,14 @@ import boto3
 import MySQLdb
 
 REPO = Path(__file__).resolve().parents[1]
+# for subprocesses (Airflow, the CLI): this checkout's package first, then the development-only demo package
+PYTHONPATH = os.pathsep.join([str(REPO / "include"), str(REPO)])
 MYSQL = dict(host=os.environ.get("MEMORA_TEST_MYSQL_HOST", "127.0.0.1"),
              port=int(os.environ.get("MEMORA_TEST_MYSQL_PORT", "3306")),
              user=os.environ.get("MEMORA_TEST_MYSQL_USER", "root"),
              passwd=os.environ.get("MEMORA_TEST_MYSQL_PASSWORD", ""))
+# the machine's Redis; another port (MEMORA_TEST_REDIS_PORT) lets two checkouts run their suites side by side
+REDIS_PORT = int(os.environ.get("MEMORA_TEST_REDIS_PORT", "6379"))
 AWS_KEY = "memora-test-key"
 AWS_SECRET = "memora-test-secret"
 
@@ -43,7 +47,7 @@ def mysql_connect(database: str | None = None):
 @contextmanager
 def scratch_database(prefix: str = "memora_t"):
     """A new, empty database with the Frappe schema; dropped afterwards."""
-    from include.demo import create_schema
+    from memora_cdn_demo.content import create_schema
 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = mysql_connect()

@@ -3,7 +3,7 @@
 One module-scoped fixture writes three plans into a scratch MariaDB database: `P-GOOD` (clean), `P-BAD`
 (every kind of bad record the Frappe side can hold, next to good content) and `P-BIG` (a lesson over
 10 MB), then builds all three in ONE sync batch (`claim_batch` + `build_claimed_plan`, real Redis db 11,
-the moto S3 server) and once more through the full rebuild's `include.tasks.build_plans`. The tests read
+the moto S3 server) and once more through the full rebuild's `memora_cdn.orchestration.tasks.build_plans`. The tests read
 what that published and reported. Pending-set floods, unsafe plan names and bad settings have their own tests.
 """
 from __future__ import annotations
@@ -18,13 +18,14 @@ import orjson
 import pytest
 import redis as redis_lib
 
-from include import keys, sync_log
-from include.audit import audit_plan
-from include.publish import list_prefix
-from include.registry import PENDING, Registry, claim_key
-from include.settings import SettingsError, parse_settings
-from include.sync import build_claimed_plan, claim_batch
-from tests.support import scratch_database
+from memora_cdn.engine import keys
+from memora_cdn.tracking import sync_log
+from memora_cdn.ops.audit import audit_plan
+from memora_cdn.engine.publish import list_prefix
+from memora_cdn.tracking.registry import PENDING, Registry, claim_key
+from memora_cdn.settings import SettingsError, parse_settings
+from memora_cdn.tracking.sync import build_claimed_plan, claim_batch
+from tests.support import REDIS_PORT, scratch_database
 
 REDIS_DB = 11
 GOOD, BAD, BIG = "P-GOOD", "P-BAD", "P-BIG"
@@ -117,7 +118,7 @@ def built(s3_server):
                                "upload_concurrency": 8})
     s3.create_bucket(Bucket=settings.bucket)
     s3.create_bucket(Bucket=settings.media_bucket)
-    redis = redis_lib.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    redis = redis_lib.Redis(host="127.0.0.1", port=REDIS_PORT, db=REDIS_DB)
     redis.ping()
     redis.flushdb()
     reg = Registry(redis)
@@ -197,7 +198,7 @@ def built(s3_server):
         db.commit()
 
         handler = Records()
-        logging.getLogger("include").addHandler(handler)
+        logging.getLogger("memora_cdn").addHandler(handler)
         try:
             reg.mark(PLANS)
             batch = claim_batch(reg, db, s3, settings, "run-1", "Scheduler")
@@ -206,7 +207,8 @@ def built(s3_server):
                 summaries[plan["plan_id"]] = build_claimed_plan(
                     plan["plan_id"], run_id="run-1", triggered_by="Scheduler", try_number=1, max_tries=3,
                     retry_delay=timedelta(seconds=1), backoff=2.0, registry=reg, db=db, s3=s3, settings=settings)
-            from include import read, tasks
+            from memora_cdn.engine import read
+            from memora_cdn.orchestration import tasks
             from tests.support import mysql_connect
 
             with pytest.MonkeyPatch.context() as mp:  # the full rebuild's path, on this test's services
@@ -218,7 +220,7 @@ def built(s3_server):
                 rebuild = tasks.build_plans(rebuild_plans)
             orphans = read.find_orphans(db)
         finally:
-            logging.getLogger("include").removeHandler(handler)
+            logging.getLogger("memora_cdn").removeHandler(handler)
         docs = {}
         for plan_id in PLANS:
             for key in list_prefix(s3, settings.bucket, keys.plan_prefix(plan_id)):
@@ -402,7 +404,7 @@ def test_a_lesson_over_10_mb_is_published_with_a_warning_and_reported(built):
 def test_100000_pending_entries_claim_a_batch_quickly(s3_server):
     """100 000 names in the pending set (none of them a plan): a claim takes one batch in well under a second;
     the names are refused and reported, never built, and the rest stays pending."""
-    redis = redis_lib.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    redis = redis_lib.Redis(host="127.0.0.1", port=REDIS_PORT, db=REDIS_DB)
     redis.flushdb()
     try:
         pipe = redis.pipeline(transaction=False)
@@ -441,12 +443,12 @@ def test_unsafe_plan_names_are_refused_everywhere_and_reported(s3_server, conten
     """Plan names with `/`, `..`, spaces, quotes or 10 000 characters: refused from the pending set (reported,
     never keys), refused in a manual run's list (the error names them), and a plan ROW with such a name is
     skipped by the full rebuild with a warning instead of failing it."""
-    from include import tasks
-    from include.producer import mark_changed
+    from memora_cdn.orchestration import tasks
+    from memora_cdn_producer import mark_changed
     from tests.support import mysql_connect
 
     junk = ["a/b", "..", "../../etc", "PLAN 1", 'PLAN"1', "PLAN'1", "x" * 10_000, "", "PLAN-OK.."]
-    redis = redis_lib.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    redis = redis_lib.Redis(host="127.0.0.1", port=REDIS_PORT, db=REDIS_DB)
     redis.flushdb()
     try:
         reg = Registry(redis)
@@ -522,7 +524,7 @@ def test_bad_settings_are_refused_with_a_message_naming_the_key(raw, message):
 
 
 def test_bad_settings_from_the_airflow_variable_are_refused_naming_the_key(monkeypatch):
-    from include.settings import load_settings
+    from memora_cdn.settings import load_settings
 
     monkeypatch.setenv("AIRFLOW_VAR_MEMORA_CDN_SETTINGS", json.dumps({"batch_size": 50, "lock_ttl_seconds": "300"}))
     with pytest.raises(SettingsError, match=r"memora_cdn_settings\.lock_ttl_seconds: expected an integer"):

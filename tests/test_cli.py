@@ -1,4 +1,4 @@
-"""`python -m include.cli` end to end, in subprocesses, against MariaDB, Redis db 15 and the local S3 server.
+"""`python -m memora_cdn` end to end, in subprocesses, against MariaDB, Redis db 15 and the local S3 server.
 
 Most runs use the plain flags' environment variables (`MEMORA_*`, no Airflow start-up); one path uses
 exactly what the DAGs use (`AIRFLOW_CONN_MEMORA_*`, `AIRFLOW_VAR_MEMORA_CDN_SETTINGS`).
@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from include import demo, keys, sync_log
-from include.publish import list_prefix
-from include.registry import DEAD_LETTER
-from tests.support import AWS_KEY, AWS_SECRET, REPO, free_port, mysql_airflow_conn
+from memora_cdn_demo import content as demo
+from memora_cdn.engine import keys
+from memora_cdn.tracking import sync_log
+from memora_cdn.engine.publish import list_prefix
+from memora_cdn.tracking.registry import DEAD_LETTER
+from tests.support import AWS_KEY, AWS_SECRET, PYTHONPATH, REDIS_PORT, REPO, free_port, mysql_airflow_conn
 
 P1, P2 = "PLAN-2026-0001", "PLAN-2026-0002"
 
@@ -34,27 +36,27 @@ def stack(content_db, redis_db, s3_server, s3, settings, tmp_path):
     name, db = content_db
     demo.load(db, demo.generate(demo.DemoScale(), media_bucket=settings.media_bucket))
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MEMORA", "AWS_"))}
-    base.update(PYTHONPATH=str(REPO), PYTHONIOENCODING="utf-8")
-    plain = dict(base, MEMORA_MYSQL_URL=f"mysql://root@127.0.0.1/{name}", MEMORA_REDIS_URL="redis://127.0.0.1:6379/15",
+    base.update(PYTHONPATH=PYTHONPATH, PYTHONIOENCODING="utf-8")
+    plain = dict(base, MEMORA_MYSQL_URL=f"mysql://root@127.0.0.1/{name}", MEMORA_REDIS_URL=f"redis://127.0.0.1:{REDIS_PORT}/15",
                  MEMORA_S3_ENDPOINT=s3_server.endpoint, AWS_ACCESS_KEY_ID=AWS_KEY, AWS_SECRET_ACCESS_KEY=AWS_SECRET,
                  MEMORA_CDN_SETTINGS=json.dumps(settings.as_dict()))
     airflow = dict(base, AIRFLOW_HOME=str(tmp_path / "airflow"), AIRFLOW__CORE__LOAD_EXAMPLES="False",
                    AIRFLOW_CONN_MEMORA_MYSQL=mysql_airflow_conn(name),
-                   AIRFLOW_CONN_MEMORA_REDIS=json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": 6379,
+                   AIRFLOW_CONN_MEMORA_REDIS=json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": REDIS_PORT,
                                                          "extra": {"db": 15}}),
                    AIRFLOW_CONN_MEMORA_S3=s3_server.airflow_conn(),
                    AIRFLOW_VAR_MEMORA_CDN_SETTINGS=json.dumps(settings.as_dict()))
     return {"db": db, "plain": plain, "airflow": airflow}
 
 
-def cli(env: dict[str, str], *args: str, module: str = "include.cli") -> Done:
+def cli(env: dict[str, str], *args: str, module: str = "memora_cdn.ops.cli") -> Done:
     done = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=120)
     return Done(done.returncode, done.stdout, done.stderr)
 
 
 def test_help_documents_the_commands_and_the_connections():
-    done = cli({**os.environ, "PYTHONPATH": str(REPO)}, "--help", module="include")
+    done = cli({**os.environ, "PYTHONPATH": PYTHONPATH}, "--help", module="memora_cdn")
     assert done.code == 0
     for word in ("status", "mark", "rebuild", "verify", "dead-letter", "sync-log", "--mysql-url", "--redis-url",
                  "--s3-endpoint", "--settings", "AIRFLOW_CONN_MEMORA_MYSQL", "AIRFLOW_VAR_MEMORA_CDN_SETTINGS", "Exit status"):

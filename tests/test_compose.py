@@ -7,17 +7,14 @@ and Compose's `${VAR:-default}` interpolation is applied with the defaults, i.e.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
-from include.settings import SettingsError, parse_settings
+from memora_cdn.settings import SettingsError, parse_settings
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yaml"
@@ -226,8 +223,8 @@ def test_airflow_settings(common_env, services):
 
 
 def test_init_creates_the_build_pool():
-    # the pool name the DAGs use (read from the source: importing include.defaults would load Airflow)
-    pool = re.search(r'^BUILD_POOL\s*=\s*"([^"]+)"', (REPO / "include" / "defaults.py").read_text(), re.M).group(1)
+    # the pool name the DAGs use (read from the source: importing memora_cdn.orchestration.defaults would load Airflow)
+    pool = re.search(r'^BUILD_POOL\s*=\s*"([^"]+)"', (REPO / "include" / "memora_cdn" / "orchestration" / "defaults.py").read_text(), re.M).group(1)
     raw_service = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]["airflow-init"]
     script = interpolate(raw_service["command"][-1])
     assert f'airflow pools set {pool} 8 "Memora CDN plan builds"' in script
@@ -264,8 +261,8 @@ def test_bundle_is_mounted_and_importable(compose, common_env, services):
 def test_mariadb_is_initialised_with_the_ddl(services):
     mounts = _bind_mounts(services["mariadb"])
     ddl = [host for target, host in mounts.items() if target.startswith("/docker-entrypoint-initdb.d/")]
-    assert ddl and (REPO / ddl[0]).resolve() == (REPO / "include" / "sql" / "frappe_schema.sql").resolve()
-    assert (REPO / "include" / "sql" / "frappe_schema.sql").is_file()
+    assert ddl and (REPO / ddl[0]).resolve() == (REPO / "include" / "memora_cdn_demo" / "sql" / "frappe_schema.sql").resolve()
+    assert (REPO / "include" / "memora_cdn_demo" / "sql" / "frappe_schema.sql").is_file()
     assert re.fullmatch(r"mariadb:10\.11\.\d+", services["mariadb"]["image"])
 
 
@@ -273,7 +270,7 @@ def test_demo_content_waits_for_mariadb_and_runs_the_generator(services, common_
     demo = services["memora-demo-content"]
     assert demo["depends_on"] == {"mariadb": {"condition": "service_healthy"}}
     script = " ".join(demo["command"])
-    assert "python -m include.demo" in script and "--host mariadb" in script
+    assert "python -m memora_cdn_demo" in script and "--host mariadb" in script
     mysql = conn(common_env, "AIRFLOW_CONN_MEMORA_MYSQL")
     env = demo["environment"]
     assert (env["MEMORA_DB"], env["MEMORA_DB_USER"], env["MEMORA_DB_PASSWORD"]) == (

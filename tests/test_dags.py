@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from include import demo, keys
-from include.audit import audit_plan
-from include.publish import list_prefix
-from include.settings import parse_settings
-from tests.support import REPO, mysql_airflow_conn
+from memora_cdn_demo import content as demo
+from memora_cdn.engine import keys
+from memora_cdn.ops.audit import audit_plan
+from memora_cdn.engine.publish import list_prefix
+from tests.support import PYTHONPATH, REDIS_PORT, REPO, mysql_airflow_conn
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
@@ -35,7 +35,7 @@ def base_env(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": PYTHONPATH,
     })
     return env
 
@@ -83,10 +83,10 @@ def test_dag_files_do_no_io_at_parse_time():
     """Importing a DAG file must not import the engine's heavy parts (hooks, boto3, MySQLdb)."""
     code = (
         "import sys, runpy; runpy.run_path('dags/memora_cdn_full_rebuild.py');"
-        "heavy = [m for m in ('boto3', 'MySQLdb', 'include.build', 'include.publish', 'redis') if m in sys.modules];"
+        "heavy = [m for m in ('boto3', 'MySQLdb', 'memora_cdn.engine.build', 'memora_cdn.engine.publish', 'redis') if m in sys.modules];"
         "print(','.join(heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": PYTHONPATH},
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1:] in ([], [""]), out.stdout
@@ -170,8 +170,8 @@ def test_sync_dag_parses_with_its_schedule_and_rules(airflow_home):
 def test_airflow_dags_test_sync_publishes_an_edit_and_purges_its_urls(airflow_home, content_db, s3_server, s3, settings,
                                                                       redis_db, cloudflare):
     """An edit, then `airflow dags test memora_cdn_sync`: only the affected files change, exactly their URLs are purged."""
-    from include.build import build_plan
-    from include.registry import Registry
+    from memora_cdn.engine.build import build_plan
+    from memora_cdn.tracking.registry import Registry
 
     name, conn = content_db
     demo.load(conn, demo.generate(demo.DemoScale()))
@@ -184,7 +184,7 @@ def test_airflow_dags_test_sync_publishes_an_edit_and_purges_its_urls(airflow_ho
     env = {
         "AIRFLOW_CONN_MEMORA_MYSQL": mysql_airflow_conn(name),
         "AIRFLOW_CONN_MEMORA_S3": s3_server.airflow_conn(),
-        "AIRFLOW_CONN_MEMORA_REDIS": json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": 6379, "extra": {"db": 15}}),
+        "AIRFLOW_CONN_MEMORA_REDIS": json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": REDIS_PORT, "extra": {"db": 15}}),
         "AIRFLOW_CONN_MEMORA_CDN_PURGE": json.dumps({"conn_type": "http", "host": cloudflare.url, "password": "cf-test-token-123",
                                                      "extra": {"zone_id": "zone-abc"}}),
         "AIRFLOW_VAR_MEMORA_CDN_SETTINGS": json.dumps(settings.as_dict() | {"purge_provider": "cloudflare"}),
@@ -210,7 +210,7 @@ def test_airflow_dags_test_sync_skips_cheaply_when_nothing_waits(airflow_home, c
     env = {
         "AIRFLOW_CONN_MEMORA_MYSQL": mysql_airflow_conn(name),
         "AIRFLOW_CONN_MEMORA_S3": s3_server.airflow_conn(),
-        "AIRFLOW_CONN_MEMORA_REDIS": json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": 6379, "extra": {"db": 15}}),
+        "AIRFLOW_CONN_MEMORA_REDIS": json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": REDIS_PORT, "extra": {"db": 15}}),
         "AIRFLOW_VAR_MEMORA_CDN_SETTINGS": json.dumps(settings.as_dict()),
     }
     done = subprocess.run([AIRFLOW, "dags", "test", "memora_cdn_sync"], env=base_env(airflow_home) | env,

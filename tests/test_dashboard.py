@@ -21,9 +21,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from include import demo, sync_log
-from include.registry import DEAD_LETTER, PENDING
-from tests.support import REPO, free_port, mysql_airflow_conn
+from memora_cdn_demo import content as demo
+from memora_cdn.tracking import sync_log
+from memora_cdn.tracking.registry import DEAD_LETTER, PENDING
+from tests.support import PYTHONPATH, REDIS_PORT, REPO, free_port, mysql_airflow_conn
 
 P1, P2 = "PLAN-2026-0001", "PLAN-2026-0002"
 PASSWORDS = {"ops": "ops-password-for-tests", "viewer": "viewer-password-for-tests"}
@@ -109,7 +110,7 @@ def stack(airflow, content_db, registry, s3_server, settings, monkeypatch):
     demo.load(db, demo.generate(demo.DemoScale(), media_bucket=settings.media_bucket))
     monkeypatch.setenv("AIRFLOW_CONN_MEMORA_MYSQL", mysql_airflow_conn(name))
     monkeypatch.setenv("AIRFLOW_CONN_MEMORA_REDIS", json.dumps(
-        {"conn_type": "redis", "host": "127.0.0.1", "port": 6379, "extra": {"db": 15}}))
+        {"conn_type": "redis", "host": "127.0.0.1", "port": REDIS_PORT, "extra": {"db": 15}}))
     monkeypatch.setenv("AIRFLOW_CONN_MEMORA_S3", s3_server.airflow_conn())
     monkeypatch.setenv("AIRFLOW_VAR_MEMORA_CDN_SETTINGS", json.dumps(settings.as_dict()))
     return db
@@ -252,7 +253,7 @@ def test_rebuild_marks_the_plan_and_can_trigger_the_sync_dag(airflow, stack, reg
     assert mine[0]["triggering_user_name"] == "ops"
 
     # a plan deleted from the database whose files are still in the bucket may be rebuilt (that removes them)
-    from include.build import build_plan
+    from memora_cdn.engine.build import build_plan
 
     build_plan(P2, db=stack, s3=s3, settings=settings)
     stack.cursor().execute("DELETE FROM `tabMemora Academic Plan` WHERE name = %s", (P2,))
@@ -304,11 +305,13 @@ def refuse(*args, **kwargs):
     raise AssertionError("network I/O while importing the plugin")
 socket.socket.connect = refuse
 socket.create_connection = refuse
-sys.path.insert(0, "plugins")
+import importlib.util
+spec = importlib.util.spec_from_file_location("memora_cdn_dashboard", "plugins/memora_cdn_dashboard.py")
+plugin = importlib.util.module_from_spec(spec)
 started = time.monotonic()
-import memora_cdn_dashboard as plugin
+spec.loader.exec_module(plugin)
 seconds = time.monotonic() - started
-heavy = [m for m in sys.modules if m.startswith(("include", "redis", "MySQLdb", "boto3", "botocore"))
+heavy = [m for m in sys.modules if m.startswith(("memora_cdn", "redis", "MySQLdb", "boto3", "botocore"))
          or m == "airflow.api_fastapi.core_api.security"]
 assert not heavy, heavy
 assert plugin.MemoraCdnDashboardPlugin.fastapi_apps[0]["app"] is plugin.app
@@ -320,7 +323,7 @@ def test_importing_the_plugin_does_no_io_and_loads_nothing_heavy():
     """Every Airflow process, task runners included, imports the plugins folder: no I/O, no engine, no
     Airflow security module (over a second) at import; those come with the first request."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(PYTHONPATH=str(REPO), AIRFLOW_HOME=tempfile.mkdtemp(), AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    env.update(PYTHONPATH=PYTHONPATH, AIRFLOW_HOME=tempfile.mkdtemp(), AIRFLOW__CORE__LOAD_EXAMPLES="False",
                AIRFLOW_CONN_MEMORA_REDIS="redis://127.0.0.1:1/0")
     done = subprocess.run([sys.executable, "-c", _IMPORT_PROBE], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=120)

@@ -1,4 +1,4 @@
-"""include.demo: deterministic demo content and its bulk loader, against the real MariaDB.
+"""memora_cdn_demo.content: deterministic demo content and its bulk loader, against the real MariaDB.
 
 Nothing is mocked. A MariaDB that cannot be reached makes the database tests fail (errors in
 the fixture), never skip. Each test database is named ``memora_demo_t_<random>`` and dropped.
@@ -15,8 +15,8 @@ from datetime import datetime
 import MySQLdb
 import pytest
 
-from include import demo
-from include.demo import DemoScale, create_schema, generate, load, reset_content
+from memora_cdn_demo import content as demo
+from memora_cdn_demo.content import DemoScale, create_schema, generate, load, reset_content
 
 MYSQL = dict(host=os.environ.get("MEMORA_TEST_MYSQL_HOST", "127.0.0.1"),
              port=int(os.environ.get("MEMORA_TEST_MYSQL_PORT", "3306")),

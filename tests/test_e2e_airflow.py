@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from include import demo, keys
-from include.build import build_plan
-from include.publish import list_prefix
-from include.registry import Registry
-from include.settings import parse_settings
+from memora_cdn_demo import content as demo
+from memora_cdn.engine import keys
+from memora_cdn.engine.build import build_plan
+from memora_cdn.engine.publish import list_prefix
+from memora_cdn.tracking.registry import Registry
+from memora_cdn.settings import parse_settings
 from tests.standins.s3_proxy import S3FaultProxy
-from tests.support import REPO, free_port, mysql_airflow_conn, scratch_database
+from tests.support import PYTHONPATH, REDIS_PORT, REPO, free_port, mysql_airflow_conn, scratch_database
 
 VENV_BIN = Path(sys.executable).parent
 PLANS = [f"PLAN-2026-{n:04d}" for n in range(1, 51)]
@@ -69,7 +70,7 @@ def stack(s3_server, tmp_path_factory):
     import redis
 
     home = tmp_path_factory.mktemp("airflow_e2e")
-    registry = Registry(redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB))
+    registry = Registry(redis.Redis(host="127.0.0.1", port=REDIS_PORT, db=REDIS_DB))
     registry.redis.flushdb()
     with scratch_database() as (db_name, conn), S3FaultProxy(s3_server.endpoint) as proxy:
         demo.load(conn, demo.generate(demo.DemoScale(plans=50, subjects_per_plan=1, lessons_per_plan=6,
@@ -87,7 +88,7 @@ def stack(s3_server, tmp_path_factory):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MEMORA"))}
         env.update({
             "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
-            "PYTHONPATH": str(REPO),
+            "PYTHONPATH": PYTHONPATH,
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
@@ -102,7 +103,7 @@ def stack(s3_server, tmp_path_factory):
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
             "AIRFLOW_CONN_MEMORA_MYSQL": mysql_airflow_conn(db_name),
-            "AIRFLOW_CONN_MEMORA_REDIS": json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": 6379,
+            "AIRFLOW_CONN_MEMORA_REDIS": json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": REDIS_PORT,
                                                      "extra": {"db": REDIS_DB}}),
             # the Airflow workers reach S3 through the fault proxy
             "AIRFLOW_CONN_MEMORA_S3": json.dumps({"conn_type": "aws", "login": "memora-test-key",
@@ -228,7 +229,7 @@ def test_a_broken_plan_fails_alone_then_clearing_its_task_fixes_it(stack):
                   if ti["task_id"] == "build"}
         assert builds[fine]["state"] == "success" and builds[broken]["state"] == "failed"
         assert builds[broken]["try_number"] == 4  # 1 + 3 retries
-        from include import sync_log
+        from memora_cdn.tracking import sync_log
 
         rows = sync_log.recent(stack["db"], plan_id=broken, limit=5)
         stack["db"].commit()
@@ -237,7 +238,7 @@ def test_a_broken_plan_fails_alone_then_clearing_its_task_fixes_it(stack):
         assert manifest["title"] == "Fine"
     finally:
         proxy.allow_all()  # the cause is fixed
-    api.post(f"/dags/memora_cdn_sync/clearTaskInstances", {
+    api.post("/dags/memora_cdn_sync/clearTaskInstances", {
         "dry_run": False, "dag_run_id": run["dag_run_id"], "task_ids": [["build", builds[broken]["map_index"]]],
         "only_failed": False, "include_downstream": True,  # the purge and the failure watcher run again too
     })

@@ -27,17 +27,19 @@ import pytest
 import redis as redis_lib
 from botocore.config import Config
 
-from include import demo, keys, sync_log
-from include.audit import audit_plan
-from include.build import build_plan
-from include.media import MediaSigner
-from include.publish import list_prefix
-from include.purge import CloudflarePurger, PlanPurge, PurgeError
-from include.registry import RENEWALS, Registry, claim_key, lock_key
-from include.sync import build_claimed_plan, claim_batch, purge, purge_requests, waiting
+from memora_cdn_demo import content as demo
+from memora_cdn.engine import keys
+from memora_cdn.tracking import sync_log
+from memora_cdn.ops.audit import audit_plan
+from memora_cdn.engine.build import build_plan
+from memora_cdn.engine.media import MediaSigner
+from memora_cdn.engine.publish import list_prefix
+from memora_cdn.purge import CloudflarePurger, PlanPurge, PurgeError
+from memora_cdn.tracking.registry import RENEWALS, Registry, claim_key, lock_key
+from memora_cdn.tracking.sync import build_claimed_plan, claim_batch, purge, purge_requests, waiting
 from tests.standins.s3_proxy import S3FaultProxy
 from tests.standins.tcp_proxy import TcpProxy
-from tests.support import AWS_KEY, AWS_SECRET, MYSQL, REPO, free_port
+from tests.support import AWS_KEY, AWS_SECRET, MYSQL, PYTHONPATH, REDIS_PORT, REPO, free_port
 
 P1, P2 = "PLAN-2026-0001", "PLAN-2026-0002"
 PLANS = (P1, P2)
@@ -50,7 +52,7 @@ RETRY = dict(max_tries=3, retry_delay=timedelta(seconds=0), backoff=2.0)
 
 @pytest.fixture
 def redis11():
-    client = redis_lib.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    client = redis_lib.Redis(host="127.0.0.1", port=REDIS_PORT, db=REDIS_DB)
     client.ping()  # Redis absent: the test fails, it does not skip
     client.flushdb()
     yield client
@@ -332,7 +334,7 @@ def test_s3_errors_on_every_upload_reach_the_dead_letter_and_stay_retryable(demo
 
 @pytest.fixture
 def redis_proxy(redis11):
-    with TcpProxy("127.0.0.1", 6379) as proxy:
+    with TcpProxy("127.0.0.1", REDIS_PORT) as proxy:
         yield proxy
 
 
@@ -351,7 +353,7 @@ def test_redis_down_producer_falls_back_sync_fails_cleanly_and_the_fallback_drai
     Redis error without taking anything (the rows stay `Queued`, the claim of an earlier run stays in Redis);
     a claimed build fails without losing its claim, also on its last attempt. When Redis is back, one run
     drains the fallback rows, recovers the stale claim and publishes every change."""
-    from include.producer import mark_changed
+    from memora_cdn_producer import mark_changed
 
     db = demo_db.conn
     baseline(db, s3, settings)
@@ -499,14 +501,14 @@ import json, sys, time
 from datetime import timedelta
 import boto3, MySQLdb, redis
 from botocore.config import Config
-from include.registry import Registry
-from include.settings import parse_settings
-from include.sync import build_claimed_plan, claim_batch
+from memora_cdn.tracking.registry import Registry
+from memora_cdn.settings import parse_settings
+from memora_cdn.tracking.sync import build_claimed_plan, claim_batch
 
 a = json.loads(sys.argv[1])
 settings = parse_settings(a["settings"])
 db = MySQLdb.connect(**a["mysql"], charset="utf8mb4")
-reg = Registry(redis.Redis(host="127.0.0.1", port=6379, db=a["redis_db"]))
+reg = Registry(redis.Redis(host="127.0.0.1", port=a["redis_port"], db=a["redis_db"]))
 s3 = boto3.client("s3", endpoint_url=a["endpoint"], aws_access_key_id=a["key"], aws_secret_access_key=a["secret"],
                   region_name="us-east-1", config=Config(signature_version="s3v4"))
 puts = [0]
@@ -537,13 +539,13 @@ def test_a_build_killed_mid_upload_its_lock_expires_its_claim_is_recovered_and_t
     edit_all_lessons(db, "after-kill")
     reg.mark([P1])
     killed_settings = replace(settings, lock_ttl_seconds=30, upload_concurrency=2)
-    args = {"settings": killed_settings.as_dict(), "mysql": dict(MYSQL, db=demo_db.name), "redis_db": REDIS_DB,
+    args = {"settings": killed_settings.as_dict(), "mysql": dict(MYSQL, db=demo_db.name), "redis_db": REDIS_DB, "redis_port": REDIS_PORT,
             "endpoint": s3_server.endpoint, "key": AWS_KEY, "secret": AWS_SECRET}
     lines: queue.Queue[str] = queue.Queue()
     with Sampler(s3, settings, (P1,)) as sampler:
         proc = subprocess.Popen([sys.executable, "-c", _KILLED_BUILD, json.dumps(args)], cwd=REPO, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env={**os.environ, "PYTHONPATH": str(REPO)})
+                                env={**os.environ, "PYTHONPATH": PYTHONPATH})
         threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
         try:
             seen = []
@@ -611,9 +613,9 @@ class Background:
 
 @pytest.fixture
 def full_rebuild_env(demo_db, reg, settings, monkeypatch):
-    """`include.tasks` (what the full-rebuild DAG's tasks call) wired to this test's services instead of
+    """`memora_cdn.orchestration.tasks` (what the full-rebuild DAG's tasks call) wired to this test's services instead of
     Airflow connections; each call gets a fresh DB connection, as a task does. Returns a setter for its S3 client."""
-    import include.tasks as tasks
+    import memora_cdn.orchestration.tasks as tasks
 
     clients = {}
     monkeypatch.setattr(tasks, "load_settings", lambda: settings)
@@ -628,7 +630,7 @@ def test_full_rebuild_and_sync_build_the_same_plan_at_once(demo_db, reg, s3, set
     the second one finds the lock, puts the plan back into pending (never drops it) and carries on with its
     other plans; a change made during the first build is published by the next sync run, and every changed
     file reaches a purge (the full rebuild's summaries go to its own purge task)."""
-    from include.tasks import build_plans
+    from memora_cdn.orchestration.tasks import build_plans
 
     db = demo_db.conn
     baseline(db, s3, settings)
@@ -807,10 +809,10 @@ def test_the_clock_jumps_past_the_signed_url_expiry_and_every_lesson_is_resigned
     from datetime import datetime, timezone
 
     clock = [float(int(time.time()))]
-    monkeypatch.setattr("include.build.MediaSigner", partial(MediaSigner, now=lambda: clock[0]))
+    monkeypatch.setattr("memora_cdn.engine.build.MediaSigner", partial(MediaSigner, now=lambda: clock[0]))
     monkeypatch.setattr("botocore.auth.get_current_datetime",  # X-Amz-Date of the presigned URLs
                         lambda remove_tzinfo=True: datetime.fromtimestamp(clock[0], timezone.utc).replace(tzinfo=None))
-    monkeypatch.setattr("include.registry.time",
+    monkeypatch.setattr("memora_cdn.tracking.registry.time",
                         SimpleNamespace(time=lambda: clock[0], strftime=time.strftime, gmtime=time.gmtime))
     lifetime = settings.signed_url_expiry_hours * 3600
     db = demo_db.conn
@@ -855,7 +857,7 @@ def airflow_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MEMORA"))}
     env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
-                "PYTHONPATH": str(REPO)})
+                "PYTHONPATH": PYTHONPATH})
     return env
 
 

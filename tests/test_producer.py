@@ -1,4 +1,4 @@
-"""include.producer: the Frappe side of change tracking, against the real MariaDB and Redis (db 13).
+"""memora_cdn_producer: the Frappe side of change tracking, against the real MariaDB and Redis (db 13).
 
 Nothing is mocked but Frappe itself (not installed here): `frappe_doc_event` is run with a tiny
 `frappe` module in sys.modules whose `db.sql` goes to the real MariaDB connection.
@@ -19,14 +19,14 @@ import redis as redis_lib
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from include import producer
-from include.demo import DemoScale, generate, load
-from include.producer import affected_plans, frappe_doc_event, mark_changed
-from include.registry import PENDING
-from tests.support import REPO, scratch_database
+import memora_cdn_producer as producer
+from memora_cdn_demo.content import DemoScale, generate, load
+from memora_cdn_producer import affected_plans, frappe_doc_event, mark_changed
+from memora_cdn.tracking.registry import PENDING
+from tests.support import REDIS_PORT, REPO, scratch_database
 
 REDIS_DB = 13
-REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
+REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/{REDIS_DB}"
 
 LEVELS = ("Memora Subject", "Memora Track", "Memora Unit", "Memora Topic", "Memora Lesson", "Memora Lesson Stage")
 LINK = {"Memora Track": "parent_subject", "Memora Unit": "parent_track", "Memora Topic": "parent_unit",
@@ -42,7 +42,7 @@ ABOVE = {"Memora Track": "Memora Subject", "Memora Unit": "Memora Track", "Memor
 
 @pytest.fixture
 def redis13():
-    client = redis_lib.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    client = redis_lib.Redis(host="127.0.0.1", port=REDIS_PORT, db=REDIS_DB)
     client.flushdb()
     yield client
     client.flushdb()
@@ -364,7 +364,7 @@ def test_unsafe_plan_names_are_reported_not_queued(tree, redis13, caplog):
                parenttype="Memora Academic Plan", subject="S1")
     tree.commit()
     assert affected_plans(tree, "Memora Lesson", "L1") == {"P1", "P2", "bad/plan", "../escape", "ok-plan.2"}
-    with caplog.at_level(logging.WARNING, logger="include.producer"):
+    with caplog.at_level(logging.WARNING, logger="memora_cdn_producer"):
         marked = mark_changed("Memora Lesson", "L1", db=tree, redis=redis13)
     assert marked == {"P1", "P2", "ok-plan.2"}
     assert pending(redis13) == {"P1", "P2", "ok-plan.2"}
@@ -376,7 +376,7 @@ def test_unsafe_plan_names_are_reported_not_queued(tree, redis13, caplog):
 
 
 def test_redis_down_writes_one_fallback_row_per_plan(tree, caplog):
-    with caplog.at_level(logging.WARNING, logger="include.producer"):
+    with caplog.at_level(logging.WARNING, logger="memora_cdn_producer"):
         marked = mark_changed("Memora Lesson", "L1", db=tree,
                               redis=redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
                                                     retry=Retry(NoBackoff(), 0)))
@@ -572,7 +572,7 @@ def test_frappe_event_without_any_redis_url_writes_fallback_rows(fake_frappe, tr
 
 
 def test_importable_without_airflow_or_frappe():
-    code = ("import sys, include.producer as p; "
+    code = ("import sys, memora_cdn_producer as p; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'frappe', 'boto3', 'MySQLdb')); "
             "assert not bad, bad; print('ok')")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)

@@ -9,12 +9,13 @@ import orjson
 import pytest
 import requests
 
-from include import demo, keys
-from include.audit import _strings, audit_plan, is_raw_private_address, kind_of_key
-from include.build import build_plan
-from include.publish import list_prefix, list_published_plans
-from include.read import PLAN_QUERIES, list_plans, read_plan
-from include.tasks import remove_deleted_plans
+from memora_cdn_demo import content as demo
+from memora_cdn.engine import keys
+from memora_cdn.ops.audit import _strings, audit_plan, is_raw_private_address, kind_of_key
+from memora_cdn.engine.build import build_plan
+from memora_cdn.engine.publish import list_prefix, list_published_plans
+from memora_cdn.engine.read import PLAN_QUERIES, list_plans, read_plan
+from memora_cdn.orchestration.tasks import remove_deleted_plans
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "shared" / "contracts"
 
@@ -216,9 +217,9 @@ def test_full_rebuild_removes_plans_missing_from_the_database(demo_db, s3, setti
     build_all(conn, s3, settings)
     plan_id = list_plans(conn)[-1]
     execute(conn, "DELETE FROM `tabMemora Academic Plan` WHERE name = %s", plan_id)
-    monkeypatch.setattr("include.tasks.load_settings", lambda: settings)
-    monkeypatch.setattr("include.tasks.s3_client", lambda _settings: s3)
-    monkeypatch.setattr("include.tasks.mysql_connection", lambda: __import__("tests.support", fromlist=["x"]).mysql_connect(name))
+    monkeypatch.setattr("memora_cdn.orchestration.tasks.load_settings", lambda: settings)
+    monkeypatch.setattr("memora_cdn.orchestration.tasks.s3_client", lambda _settings: s3)
+    monkeypatch.setattr("memora_cdn.orchestration.tasks.mysql_connection", lambda: __import__("tests.support", fromlist=["x"]).mysql_connect(name))
     assert remove_deleted_plans() == [plan_id]
     assert list_published_plans(s3, settings.bucket) == set(list_plans(conn))
 

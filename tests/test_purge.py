@@ -8,7 +8,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from include.purge import (
+from memora_cdn.purge import (
     CloudflarePurger,
     CloudFrontPurger,
     LogOnlyPurger,
@@ -361,7 +361,7 @@ def test_success_false_in_a_200_is_a_failure(rec):
 # none
 # ---------------------------------------------------------------------------------------------------------------
 def test_log_only_purger(caplog):
-    caplog.set_level(logging.INFO, logger="include.purge")
+    caplog.set_level(logging.INFO, logger="memora_cdn.purge")
     report = LogOnlyPurger().purge(CDN, [PlanPurge("P1", keys("P1", 12)), PlanPurge("P2", (), True)], 100)
     assert report == PurgeReport("none", 12, 1, 0, 0, [])
     assert "would purge 12 URL(s) and 1 prefix(es)" in caplog.text

@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import pytest
 
-from include import keys
-from include.media import MediaSigner, image_url, private_media_key
-from include.render import SHARD_MAX_BYTES, render_plan, split_entries
-from include.resolve import resolve_plan
-from include.settings import parse_settings
+from memora_cdn.engine.media import MediaSigner, image_url, private_media_key
+from memora_cdn.engine.render import SHARD_MAX_BYTES, render_plan, split_entries
+from memora_cdn.engine.resolve import resolve_plan
+from memora_cdn.settings import parse_settings
 from tests.content import PlanBuilder
 
 SETTINGS = parse_settings({"media_bucket": "memora-media", "media_base_url": "https://media.memora.test"})
@@ -254,7 +252,7 @@ def test_only_new_content_is_validated(monkeypatch):
     content = PlanBuilder().chain().build()
     first = render(content)
     calls = []
-    monkeypatch.setattr("include.render.validate", lambda kind, doc, key="": calls.append(key))
+    monkeypatch.setattr("memora_cdn.engine.render.validate", lambda kind, doc, key="": calls.append(key))
     render(content, previous=as_previous(first))
     assert calls == []
     content.lessons[0]["title"] = "changed"

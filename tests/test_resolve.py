@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from include.resolve import resolve_plan
+from memora_cdn.engine.resolve import resolve_plan
 from tests.content import PlanBuilder
 
 
@@ -191,6 +191,6 @@ def test_empty_titles_and_unsafe_names_are_skipped_and_reported():
 
 
 def test_missing_plan_resolves_to_not_existing():
-    from include.read import PlanContent
+    from memora_cdn.engine.read import PlanContent
 
     assert resolve_plan(PlanContent(plan_id="GONE", plan=None)).exists is False

@@ -1,4 +1,4 @@
-"""The project's schemas (include/schemas) against the shared contracts (../shared/contracts).
+"""The project's schemas (include/memora_cdn/engine/schemas) against the upstream contracts (tests/fixtures/contracts).
 
 Ours must accept a subset of what the contracts accept: every sample here passes both, every
 mutation that ours still accepts must pass the contract too, and the product rules of SPEC §3-6
@@ -16,10 +16,10 @@ from typing import Any, Callable, Iterator
 import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
-from include.validate import KINDS, InvalidDocument, fast_validator, validate, validator
+from memora_cdn.engine.validate import KINDS, InvalidDocument, fast_validator, validate, validator
 
 REPO = Path(__file__).resolve().parents[1]
-CONTRACTS = Path(__file__).resolve().parents[2] / "shared" / "contracts"
+CONTRACTS = Path(__file__).resolve().parent / "fixtures" / "contracts"  # vendored: see its README.md
 CONTRACT_KINDS = ("manifest", "subject", "unit", "lesson", "search_index")
 
 TS = "2026-11-29T10:21:02Z"
@@ -218,12 +218,12 @@ VARIANTS: list[tuple[str, Callable[[], dict[str, Any]]]] = [
 
 def _load_contracts() -> dict[str, Draft7Validator]:
     if not CONTRACTS.is_dir():
-        pytest.fail(f"shared contracts not found at {CONTRACTS} (expected ../shared/contracts)")
+        pytest.fail(f"contracts not found at {CONTRACTS}")
     out = {}
     for kind in CONTRACT_KINDS:
         path = CONTRACTS / f"{kind}.schema.json"
         if not path.is_file():
-            pytest.fail(f"shared contract missing: {path}")
+            pytest.fail(f"contract missing: {path}")
         out[kind] = Draft7Validator(json.loads(path.read_text(encoding="utf-8")),
                                     format_checker=FormatChecker())
     return out
@@ -278,7 +278,7 @@ def _walk(node: Any, path: str = "#") -> Iterator[tuple[str, dict[str, Any]]]:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_schema_is_valid_draft7(kind):
-    path = REPO / "include" / "schemas" / f"{kind}.schema.json"
+    path = REPO / "include" / "memora_cdn" / "engine" / "schemas" / f"{kind}.schema.json"
     schema = json.loads(path.read_text(encoding="utf-8"))
     assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
     Draft7Validator.check_schema(schema)
@@ -613,7 +613,7 @@ def test_validation_speed():
 def test_a_rejection_only_jsonschema_rs_sees_is_still_refused_and_named(monkeypatch):
     """jsonschema-rs decides; when the reference validator finds nothing to report (a format it does not
     check), the document is refused all the same, with jsonschema-rs's own message and path."""
-    import include.validate as validate_module
+    import memora_cdn.engine.validate as validate_module
 
     monkeypatch.setattr(validate_module, "validator", lambda kind: Draft7Validator({}))
     doc = lesson_doc()

@@ -25,12 +25,13 @@ import pytest
 import redis as redis_lib
 import requests
 
-from include import demo, keys
-from include.build import build_plan
-from include.media import private_media_key, s3_presigner
-from include.publish import list_prefix
-from include.read import list_plans
-from tests.support import AWS_KEY, AWS_SECRET, REPO, mysql_airflow_conn
+from memora_cdn_demo import content as demo
+from memora_cdn.engine import keys
+from memora_cdn.engine.build import build_plan
+from memora_cdn.engine.media import private_media_key, s3_presigner
+from memora_cdn.engine.publish import list_prefix
+from memora_cdn.engine.read import list_plans
+from tests.support import AWS_KEY, AWS_SECRET, PYTHONPATH, REDIS_PORT, REPO, mysql_airflow_conn
 
 REDIS_DB = 11
 INCLUDE = REPO / "include"
@@ -125,7 +126,7 @@ def test_an_address_that_cannot_be_signed_is_dropped_and_reported(demo_db, s3, s
             raise RuntimeError("no credentials")
         return presign
 
-    monkeypatch.setattr("include.build.s3_presigner", broken)
+    monkeypatch.setattr("memora_cdn.engine.build.s3_presigner", broken)
     result = build_plan("PLAN-2026-0001", db=demo_db.conn, s3=s3, settings=settings)
     assert any("could not be signed" in p for p in result.problems)
     for key, body in published(s3, settings.bucket).items():
@@ -243,7 +244,7 @@ class PresignedGate:
 
 
 def test_a_presigned_url_is_refused_once_expired_and_cannot_be_extended(s3_server, s3, settings):
-    """The exporter's own presigner (`include.media.s3_presigner`, the code path of every build) with
+    """The exporter's own presigner (`memora_cdn.engine.media.s3_presigner`, the code path of every build) with
     ExpiresIn=1: the URL works at once, is refused 2 s later, and raising X-Amz-Expires breaks its signature."""
     import boto3
     from botocore.config import Config
@@ -274,7 +275,7 @@ def _airflow_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MEMORA"))}
     env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
-                "PYTHONPATH": str(REPO)})
+                "PYTHONPATH": PYTHONPATH})
     return env
 
 
@@ -287,7 +288,7 @@ def test_the_cloudflare_token_and_the_s3_secret_never_reach_task_logs(tmp_path, 
     `dags test` runs tasks in-process and does not apply Airflow's secret masking to what it prints (a task that
     logs a connection password shows it in clear there), so this proves the engine never logs them at all;
     the next test proves the masks a deployed worker applies are registered."""
-    from include.registry import Registry
+    from memora_cdn.tracking.registry import Registry
 
     token = f"cf-{uuid.uuid4().hex}"
     secret = f"s3-{uuid.uuid4().hex}"  # moto accepts any secret; this one is unique so a leak is unambiguous
@@ -301,13 +302,13 @@ def test_the_cloudflare_token_and_the_s3_secret_never_reach_task_logs(tmp_path, 
         build_plan(plan_id, db=demo_db.conn, s3=s3, settings=settings)
     demo_db.conn.cursor().execute("UPDATE `tabMemora Academic Plan` SET title = 'Secret test' WHERE name = 'PLAN-2026-0002'")
     demo_db.conn.commit()
-    redis = redis_lib.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    redis = redis_lib.Redis(host="127.0.0.1", port=REDIS_PORT, db=REDIS_DB)
     redis.flushdb()
     Registry(redis).mark(["PLAN-2026-0002"])
     env |= {
         "AIRFLOW_CONN_MEMORA_MYSQL": mysql_airflow_conn(demo_db.name),
         "AIRFLOW_CONN_MEMORA_S3": json.dumps(json.loads(s3_server.airflow_conn()) | {"password": secret}),
-        "AIRFLOW_CONN_MEMORA_REDIS": json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": 6379,
+        "AIRFLOW_CONN_MEMORA_REDIS": json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": REDIS_PORT,
                                                  "extra": {"db": REDIS_DB}}),
         "AIRFLOW_CONN_MEMORA_CDN_PURGE": json.dumps({"conn_type": "http", "host": cloudflare.url, "password": token,
                                                      "extra": {"zone_id": "zone-abc"}}),
@@ -343,9 +344,9 @@ def test_the_cloudflare_token_and_the_s3_secret_never_reach_task_logs(tmp_path, 
 _MASK_PROBE = r"""
 import json, os
 from airflow.sdk._shared.secrets_masker import redact
-from include.connections import s3_client
-from include.purge import purger_for
-from include.settings import parse_settings
+from memora_cdn.orchestration.connections import s3_client
+from memora_cdn.purge import purger_for
+from memora_cdn.settings import parse_settings
 
 token, secret = os.environ["PROBE_TOKEN"], os.environ["PROBE_SECRET"]
 line = f"Authorization: Bearer {token}; aws_secret_access_key={secret}"
@@ -666,10 +667,11 @@ def test_hostile_values_reach_sql_only_as_parameters(demo_db, s3, settings):
     log, the claim and a build: they never appear in any SQL text, only in the params, and they inject nothing."""
     from datetime import timedelta
 
-    from include import producer, sync_log
-    from include.read import existing_plans
-    from include.registry import Registry
-    from include.sync import build_claimed_plan, claim_batch
+    import memora_cdn_producer as producer
+    from memora_cdn.tracking import sync_log
+    from memora_cdn.engine.read import existing_plans
+    from memora_cdn.tracking.registry import Registry
+    from memora_cdn.tracking.sync import build_claimed_plan, claim_batch
 
     hostile = "x' OR '1'='1'; DROP TABLE `tabMemora Lesson`; -- \\"
     db = _Recording(demo_db.conn)
@@ -679,7 +681,7 @@ def test_hostile_values_reach_sql_only_as_parameters(demo_db, s3, settings):
     cur.execute("INSERT INTO `tabMemora Lesson` (name, title, is_published, parent_topic) VALUES (%s, %s, 1, %s)",
                 (hostile, hostile, topic))
     demo_db.conn.commit()
-    redis = redis_lib.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    redis = redis_lib.Redis(host="127.0.0.1", port=REDIS_PORT, db=REDIS_DB)
     redis.flushdb()
     try:
         reg = Registry(redis)

@@ -8,13 +8,17 @@ from datetime import timedelta
 
 import pytest
 
-from include import demo, keys, sync_log
-from include.build import build_plan
-from include.purge import CloudflarePurger
-from include.read import list_plans
-from include.registry import CLAIMS, DEAD_LETTER, PENDING, LockLost, PlanLocked, claim_key
-from include.sync import build_claimed_plan, claim_batch, purge, purge_built_plan, purge_requests, waiting
-from include.triggers import PendingPlansTrigger
+from tests.support import REDIS_PORT
+
+from memora_cdn_demo import content as demo
+from memora_cdn.engine import keys
+from memora_cdn.tracking import sync_log
+from memora_cdn.engine.build import build_plan
+from memora_cdn.purge import CloudflarePurger
+from memora_cdn.engine.read import list_plans
+from memora_cdn.tracking.registry import CLAIMS, PENDING, LockLost, PlanLocked, claim_key
+from memora_cdn.tracking.sync import build_claimed_plan, claim_batch, purge, purge_built_plan, purge_requests, waiting
+from memora_cdn.tracking.triggers import PendingPlansTrigger
 
 P1, P2 = "PLAN-2026-0001", "PLAN-2026-0002"
 
@@ -241,9 +245,9 @@ def test_concurrent_claims_never_hand_a_plan_to_two_runs(registry):
 def test_threshold_trigger_fires_when_the_pending_set_reaches_it(redis_db, monkeypatch):
     import redis as redis_lib
 
-    monkeypatch.setattr(PendingPlansTrigger, "_redis", lambda self: redis_lib.Redis(host="127.0.0.1", port=6379, db=15))
+    monkeypatch.setattr(PendingPlansTrigger, "_redis", lambda self: redis_lib.Redis(host="127.0.0.1", port=REDIS_PORT, db=15))
     trigger = PendingPlansTrigger(threshold=50, poll_interval=0.1, cooldown=60)
-    assert trigger.serialize() == ("include.triggers.PendingPlansTrigger",
+    assert trigger.serialize() == ("memora_cdn.tracking.triggers.PendingPlansTrigger",
                                    {"threshold": 50, "redis_conn_id": "memora_redis", "poll_interval": 0.1, "cooldown": 60})
 
     async def first_event():

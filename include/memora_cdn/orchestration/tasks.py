@@ -1,0 +1,192 @@
+"""What the DAGs' tasks do, with Airflow's connections and Variable. The DAG files stay thin.
+
+Each function here is called inside a running task; nothing runs at DAG parse time.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable, Iterable
+
+from memora_cdn.engine import keys
+from memora_cdn.engine.build import build_plan_locked
+from memora_cdn.orchestration.connections import mysql_connection, registry, s3_client
+from memora_cdn.tracking.registry import PlanLocked
+from memora_cdn.engine.publish import list_published_plans, remove_plan
+from memora_cdn.engine.read import find_orphans, list_plans
+from memora_cdn.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+
+class PlanBuildsFailed(RuntimeError):
+    """Some plans of a mapped build task failed; the others were published."""
+
+
+def group_plans(plan_ids: list[str], max_groups: int) -> list[list[str]]:
+    """One plan per mapped task, or contiguous groups when there are more plans than `max_groups`."""
+    if not plan_ids:
+        return []
+    size = -(-len(plan_ids) // max_groups)  # ceiling division
+    return [plan_ids[i:i + size] for i in range(0, len(plan_ids), size)]
+
+
+def group_label(plan_ids: list[str]) -> str:
+    return plan_ids[0] if len(plan_ids) == 1 else f"{plan_ids[0]} … {plan_ids[-1]} ({len(plan_ids)} plans)"
+
+
+def plans_to_rebuild(requested: Iterable[str] | None) -> list[str]:
+    """The plans a full rebuild covers: the requested names (validated), or every plan in the database."""
+    requested = [name for name in (requested or []) if name not in ("", None)]
+    if requested:
+        bad = [name for name in requested if not keys.is_safe_name(name)]
+        if bad:
+            raise ValueError(f"not plan names: {', '.join(repr(b) for b in bad[:10])}")
+        return sorted(dict.fromkeys(requested))
+    db = mysql_connection()
+    try:
+        for orphan in find_orphans(db):
+            log.warning("orphan %s %r: %s; it is in no plan and is not published", orphan["doctype"], orphan["name"], orphan["reason"])
+        plans = list_plans(db)
+    finally:
+        db.close()
+    # A plan whose name cannot be a bucket key is reported and skipped (as the sync refuses it), not failed on
+    # every night: it would fail its build task and its retries, and never publish.
+    for name in [p for p in plans if not keys.is_safe_name(p)]:
+        log.warning("plan %s cannot be published: its name cannot be used in a bucket key "
+                    "(1-%d characters of A-Z a-z 0-9 _ . -, no '..'); rename it",
+                    repr(name if len(name) <= 60 else name[:60] + "…"), keys.MAX_NAME_LENGTH)
+    return [p for p in plans if keys.is_safe_name(p)]
+
+
+def cdn_purger(settings) -> Callable[[], Any]:
+    """The CDN purger of the settings' `purge_provider`, made on first use and then reused."""
+    from memora_cdn.purge import purger_for
+
+    return functools.cache(lambda: purger_for(settings.purge_provider, files_per_request=settings.purge_files_per_request))
+
+
+def build_plans(plan_ids: list[str]) -> list[dict[str, Any]]:
+    """Build each plan, purging its changes right away; one failing plan does not stop the others, but fails
+    the task at the end. What could not be purged is left to the DAG's purge task."""
+    from memora_cdn.tracking.sync import purge_built_plan
+
+    settings = load_settings()
+    purger = cdn_purger(settings)
+    s3 = s3_client(settings)
+    plan_registry = registry(required=False)
+    if plan_registry is None:
+        log.warning("connection memora_redis is not configured: building without the per-plan lock")
+    db = mysql_connection()
+    summaries: list[dict[str, Any]] = []
+    failures: list[str] = []
+    try:
+        for plan_id in plan_ids:
+            try:
+                result = build_plan_locked(plan_id, registry=plan_registry, db=db, s3=s3, settings=settings)
+            except PlanLocked as exc:
+                log.info("%s; queued for the sync DAG instead", exc)
+                continue
+            except Exception as exc:
+                log.exception("plan %s failed", plan_id)
+                failures.append(f"{plan_id}: {type(exc).__name__}: {exc}")
+                continue
+            summaries.append(purge_built_plan(purger, settings, result.purge_summary(settings.purge_prefix_threshold)))
+    finally:
+        db.close()
+    if failures:
+        raise PlanBuildsFailed(f"{len(failures)} of {len(plan_ids)} plan(s) failed: " + "; ".join(failures))
+    return summaries
+
+
+def remove_deleted_plans() -> list[str]:
+    """Remove the folders of plans that are in the bucket but no longer in the database."""
+    settings = load_settings()
+    s3 = s3_client(settings)
+    db = mysql_connection()
+    try:
+        in_db = set(list_plans(db))
+    finally:
+        db.close()
+    removed = []
+    for plan_id in sorted(list_published_plans(s3, settings.bucket) - in_db):
+        if not keys.is_safe_name(plan_id):
+            log.warning("bucket folder plans/%s/ is not a plan name; left alone", plan_id)
+            continue
+        deleted = remove_plan(s3, settings.bucket, plan_id)
+        log.info("plan %s no longer exists: removed its %d file(s)", plan_id, len(deleted))
+        removed.append(plan_id)
+    return removed
+
+
+def full_rebuild_purge(built, removed) -> dict[str, Any] | None:
+    """Purge what the full rebuild changed: the files its builds changed (each mapped build returns a list of
+    summaries; a failed one returns nothing) and the folders of the plans it removed."""
+    summaries = [s for i in range(len(built)) for s in (built[i] or [])] if built is not None else []
+    summaries += [{"plan_id": p, "purge_keys": [], "purge_prefix": True} for p in (removed or [])]
+    return sync_purge(summaries)
+
+
+# -- memora_cdn_sync ---------------------------------------------------------------------------------
+
+def sync_waiting(requested: list[str]) -> bool:
+    """The short-circuit: True when anything waits. Requested plans (manual runs) are marked first."""
+    from memora_cdn.tracking.sync import waiting
+
+    plan_registry = registry()
+    if requested:
+        bad = [name for name in requested if not keys.is_safe_name(name)]
+        if bad:
+            raise ValueError(f"not plan names: {', '.join(repr(b) for b in bad[:10])}")
+        plan_registry.mark(requested)
+    db = mysql_connection()
+    try:
+        found = waiting(plan_registry, db)
+    finally:
+        db.close()
+    log.info("waiting: %d pending, %d fallback row(s), %d due retr(ies), %d signed-URL renewal(s)",
+             found.pending, found.fallback_rows, found.due_retries, found.renewals_due)
+    return found.anything
+
+
+def sync_claim(run_id: str, triggered_by: str) -> list[dict[str, str]]:
+    from memora_cdn.tracking.sync import claim_batch
+
+    settings = load_settings()
+    db = mysql_connection()
+    try:
+        return claim_batch(registry(), db, s3_client(settings), settings, run_id, triggered_by).plans
+    finally:
+        db.close()
+
+
+def sync_build(plan: dict[str, str], *, run_id: str, try_number: int, max_tries: int, task) -> dict[str, Any]:
+    """Build one claimed plan and purge what it changed at once (the run's purge task takes what fails here)."""
+    from memora_cdn.tracking.sync import build_claimed_plan, purge_built_plan
+
+    settings = load_settings()
+    db = mysql_connection()
+    try:
+        summary = build_claimed_plan(
+            plan["plan_id"], run_id=run_id, triggered_by=plan["triggered_by"], try_number=try_number,
+            max_tries=max_tries, retry_delay=task.retry_delay, backoff=task.retry_exponential_backoff,
+            registry=registry(), db=db, s3=s3_client(settings), settings=settings,
+        )
+    finally:
+        db.close()
+    return purge_built_plan(cdn_purger(settings), settings, summary)
+
+
+def sync_purge(summaries) -> dict[str, Any] | None:
+    """The run's purge: what the builds could not purge themselves (failed mapped builds leave no summary)."""
+    from memora_cdn.tracking.sync import purge, purge_requests
+
+    settings = load_settings()
+    # Index the lazy sequence of mapped XComs instead of iterating past its end.
+    summaries = [summaries[i] for i in range(len(summaries))]
+    purged_by_builds = sum(1 for s in summaries if s and s.get("purged"))
+    if purged_by_builds:
+        log.info("%d plan(s) were purged by their own build", purged_by_builds)
+    requests = purge_requests(summaries)
+    report = purge(cdn_purger(settings)() if requests else None, settings, requests)
+    return report.as_dict() if report else None

@@ -1,0 +1,188 @@
+"""The five-minute sync (SPEC §7-8): what is waiting, claiming a batch, building a claimed plan, purging.
+
+Plain functions over a `Registry` (Redis), a DB-API connection and an S3 client, so they are tested
+without a scheduler; `dags/memora_cdn_sync.py` only wires them to Airflow.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable
+
+from memora_cdn.engine import keys
+from memora_cdn.tracking import sync_log
+from memora_cdn.engine.build import build_plan
+from memora_cdn.purge import PlanPurge, PurgeReport
+from memora_cdn.engine.read import existing_plans
+from memora_cdn.tracking.registry import PlanLocked, Registry
+from memora_cdn.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_REPORTED_REFUSALS = 20
+
+
+@dataclass
+class Waiting:
+    pending: int
+    fallback_rows: int
+    due_retries: int
+    renewals_due: int
+
+    @property
+    def anything(self) -> bool:
+        return any((self.pending, self.fallback_rows, self.due_retries, self.renewals_due))
+
+
+def waiting(registry: Registry, db) -> Waiting:
+    """What a sync run would have to do: one SCARD, one ZCOUNT and one small query on the sync log."""
+    fallback_rows, due_retries = sync_log.count_waiting(db)
+    return Waiting(registry.pending_count(), fallback_rows, due_retries, registry.renewals_due())
+
+
+@dataclass
+class ClaimedBatch:
+    plans: list[dict[str, str]] = field(default_factory=list)  # [{"plan_id", "triggered_by"}]
+    refused: list[str] = field(default_factory=list)
+    recovered: int = 0
+    drained: int = 0
+
+
+def _describe(name: str) -> str:
+    return repr(name if len(name) <= 60 else name[:60] + "…")
+
+
+def claim_batch(registry: Registry, db, s3, settings: Settings, run_id: str, triggered_by: str,
+                recover_after: int = 120) -> ClaimedBatch:
+    """Drain the sync log's queued fallbacks and due retries into the pending set, then claim a batch.
+
+    Names that are not plans are refused (reported, dropped from the claim, never made into keys).
+    A name that is no longer in the database but still has files is a deleted plan: it is claimed,
+    and its build removes the folder.
+    """
+    abandoned = sync_log.sweep_abandoned(db)
+    if abandoned:
+        log.warning("marked %d sync log row(s) left Processing by builds that died as Failed", abandoned)
+    fallback, retries = sync_log.take_waiting(db)
+    try:
+        registry.mark(fallback + retries)
+        db.commit()
+    except Exception:
+        db.rollback()
+        raise
+    claim = registry.claim(run_id, settings.batch_size, recover_after)
+    batch = ClaimedBatch(recovered=claim.recovered, drained=len(fallback) + len(retries))
+    safe = [name for name in claim.plans if keys.is_safe_name(name)]
+    in_db = existing_plans(db, safe)
+    for name in claim.plans:
+        if name in in_db or (keys.is_safe_name(name) and _has_files(s3, settings.bucket, name)):
+            batch.plans.append({"plan_id": name, "triggered_by": "Fallback Recovery" if name in fallback else triggered_by})
+            continue
+        reason = "not a valid plan name" if not keys.is_safe_name(name) else "no such plan"
+        batch.refused.append(f"{_describe(name)}: {reason}")
+        registry.release(run_id, name)
+    for refusal in batch.refused[:MAX_REPORTED_REFUSALS]:
+        log.warning("refused pending entry %s", refusal)
+    if len(batch.refused) > MAX_REPORTED_REFUSALS:
+        log.warning("refused %d more pending entries", len(batch.refused) - MAX_REPORTED_REFUSALS)
+    log.info("claimed %d plan(s) (%d recovered from earlier runs, %d drained from the sync log), refused %d",
+             len(batch.plans), batch.recovered, batch.drained, len(batch.refused))
+    return batch
+
+
+def _has_files(s3, bucket: str, plan_id: str) -> bool:
+    page = s3.list_objects_v2(Bucket=bucket, Prefix=keys.plan_prefix(plan_id), MaxKeys=1)
+    return bool(page.get("KeyCount"))
+
+
+def build_claimed_plan(plan_id: str, *, run_id: str, triggered_by: str, try_number: int, max_tries: int,
+                       retry_delay: timedelta, backoff: float, registry: Registry, db, s3,
+                       settings: Settings) -> dict[str, Any]:
+    """Build one claimed plan under its lock, keeping the claim, the sync log and the dead letters right.
+
+    - locked elsewhere: the plan goes back to pending (never dropped) and the task succeeds;
+    - success: claim released, dead letter cleared, sync log `Success`, signed-URL renewal scheduled;
+    - failure with retries left: sync log `Failed` with `next_retry_at`, claim kept, exception re-raised;
+    - last failure: dead letter + sync log `Dead Letter`, claim released, exception re-raised.
+    """
+    keys.check_name(plan_id, "plan")
+    row = sync_log.start(db, run_id, plan_id, triggered_by, retry_count=try_number - 1)
+    try:
+        with registry.lock(plan_id, settings.lock_ttl_seconds):
+            result = build_plan(plan_id, db=db, s3=s3, settings=settings)
+    except PlanLocked as exc:
+        registry.release(run_id, plan_id, requeue=True)
+        sync_log.finish(db, row, "Queued", error=f"{exc}; requeued")
+        log.info("%s; put back into the pending set", exc)
+        return {"plan_id": plan_id, "status": "requeued", "purge_keys": [], "purge_prefix": False}
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        if try_number > max_tries:
+            registry.dead_letter(plan_id, error)
+            registry.release(run_id, plan_id)
+            sync_log.finish(db, row, "Dead Letter", error=error)
+            log.error("plan %s failed its last attempt (%d); recorded in %s", plan_id, try_number, "cdn_export:dead_letter")
+        else:
+            delay = retry_delay * (backoff ** (try_number - 1) if backoff else 1)
+            sync_log.finish(db, row, "Failed", error=error, next_retry_at=datetime.now(timezone.utc) + delay)
+        raise
+    # The files are published: from here on nothing may fail the task, or its summary would never reach the purge
+    # (a retry finds the files already uploaded and has nothing to purge). What cannot be recorded now is repaired
+    # later: the claim is released only once the renewal is scheduled, and a claim left behind is recovered and
+    # rebuilt by a later run (which schedules the renewal again); the sync log row then stays `Processing`.
+    def record(what: str, step) -> bool:
+        try:
+            step()
+            return True
+        except Exception as exc:
+            log.warning("plan %s is published, but could not %s (%s: %s)", plan_id, what, type(exc).__name__, exc)
+            return False
+
+    record("clear its dead letter", lambda: registry.clear_dead_letter(plan_id))
+    if record("schedule its signed-URL renewal", lambda: registry.schedule_renewal(plan_id, result.renew_at)):
+        record("release its claim", lambda: registry.release(run_id, plan_id))
+    record("record Success in the sync log",
+           lambda: sync_log.finish(db, row, "Success", uploaded=len(result.uploaded), deleted=len(result.deleted)))
+    return result.purge_summary(settings.purge_prefix_threshold)
+
+
+def purge_requests(summaries: Iterable[dict[str, Any] | None]) -> list[PlanPurge]:
+    """What is left to purge for the plans that succeeded: failed mapped tasks leave no summary, and a plan
+    whose build already purged its changes (`purge_built_plan`) has nothing left."""
+    out = []
+    for summary in summaries:
+        if not summary or summary.get("purged") or not (summary.get("purge_keys") or summary.get("purge_prefix")):
+            continue
+        out.append(PlanPurge(summary["plan_id"], tuple(summary.get("purge_keys") or ()), bool(summary.get("purge_prefix"))))
+    return out
+
+
+def purge_built_plan(make_purger: Callable[[], Any], settings: Settings, summary: dict[str, Any]) -> dict[str, Any]:
+    """Purge one plan's changes as soon as its build has uploaded them, so that no plan waits for the rest of
+    its run (SPEC §8: within 60 s of the upload; a run's other plans may take minutes, or be waiting for a retry).
+
+    Never raises: the files are published. The summary comes back with `purged` true when the CDN took the
+    purge; when it did not, `purged` is false and the run's purge task (which runs whatever the builds did,
+    and is retried) purges it.
+    """
+    requests = purge_requests([summary])
+    if not requests:
+        return summary
+    try:
+        report = purge(make_purger(), settings, requests)
+    except Exception as exc:  # the purgers never put the token in a message
+        log.warning("plan %s: purge failed (%s: %s); the run's purge task will retry it",
+                    summary["plan_id"], type(exc).__name__, exc)
+        return {**summary, "purged": False}
+    return {**summary, "purged": True, "purge": report.as_dict() if report else None}
+
+
+def purge(purger, settings: Settings, requests: list[PlanPurge]) -> PurgeReport | None:
+    if not requests:
+        log.info("nothing left to purge")
+        return None
+    report = purger.purge(settings.cdn_base_url, requests, settings.purge_prefix_threshold)
+    log.info("purged %d URL(s) and %d prefix(es) in %d request(s), %d retries",
+             report.urls_purged, report.prefixes_purged, report.requests, report.retries)
+    return report
