@@ -3,15 +3,9 @@ driven only through its REST API v2, as the UI does. Real MariaDB, Redis, moto S
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-import requests
 
 from memora_cdn_demo import content as demo
 from memora_cdn.engine import keys
@@ -20,48 +14,11 @@ from memora_cdn.engine.publish import list_prefix
 from memora_cdn.tracking.registry import Registry
 from memora_cdn.settings import parse_settings
 from tests.standins.s3_proxy import S3FaultProxy
-from tests.support import PYTHONPATH, REDIS_PORT, REPO, free_port, mysql_airflow_conn, scratch_database
+from tests.airflow_cluster import memora_env, standalone
+from tests.support import REDIS_PORT, scratch_database
 
-VENV_BIN = Path(sys.executable).parent
 PLANS = [f"PLAN-2026-{n:04d}" for n in range(1, 51)]
 REDIS_DB = 10
-
-
-class Airflow:
-    def __init__(self, base: str, password: str) -> None:
-        self.base = base
-        self.password = password
-        self.session = requests.Session()
-
-    def login(self) -> None:
-        r = requests.post(f"{self.base}/auth/token", json={"username": "ops", "password": self.password}, timeout=30)
-        r.raise_for_status()
-        self.session.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-
-    def get(self, path: str, **params):
-        r = self.session.get(f"{self.base}/api/v2{path}", params=params, timeout=30)
-        r.raise_for_status()
-        return r.json()
-
-    def post(self, path: str, body: dict):
-        r = self.session.post(f"{self.base}/api/v2{path}", json=body, timeout=30)
-        assert r.status_code < 300, r.text
-        return r.json()
-
-    def runs(self, dag_id: str) -> list[dict]:
-        return self.get(f"/dags/{dag_id}/dagRuns", order_by="-run_after", limit=50)["dag_runs"]
-
-    def wait_run(self, dag_id: str, run_id: str, timeout: float = 300) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = self.get(f"/dags/{dag_id}/dagRuns/{run_id}")
-            if run["state"] in ("success", "failed"):
-                return run
-            time.sleep(2)
-        raise AssertionError(f"{dag_id} {run_id} did not finish within {timeout} s")
-
-    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=200)["task_instances"]
 
 
 @pytest.fixture(scope="module")
@@ -82,70 +39,13 @@ def stack(s3_server, tmp_path_factory):
             s3.create_bucket(Bucket=bucket)
         for plan_id in PLANS:
             build_plan(plan_id, db=conn, s3=s3, settings=settings)
-        password = "e2e-" + os.urandom(6).hex()
-        (home / "passwords.json").write_text(json.dumps({"ops": password}))
-        api_port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MEMORA"))}
-        env.update({
-            "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
-            "PYTHONPATH": PYTHONPATH,
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "2",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "ops:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-            "AIRFLOW__API__PORT": str(api_port),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
-            "AIRFLOW_CONN_MEMORA_MYSQL": mysql_airflow_conn(db_name),
-            "AIRFLOW_CONN_MEMORA_REDIS": json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": REDIS_PORT,
-                                                     "extra": {"db": REDIS_DB}}),
-            # the Airflow workers reach S3 through the fault proxy
-            "AIRFLOW_CONN_MEMORA_S3": json.dumps({"conn_type": "aws", "login": "memora-test-key",
-                                                  "password": "memora-test-secret",
-                                                  "extra": {"endpoint_url": proxy.endpoint, "region_name": "us-east-1"}}),
-            "AIRFLOW_VAR_MEMORA_CDN_SETTINGS": json.dumps(settings.as_dict()),
-        })
-        airflow = str(VENV_BIN / "airflow")
-        subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-        subprocess.run([airflow, "pools", "set", "memora_cdn_builds", "4", "Memora CDN builds"], env=env, check=True,
-                       capture_output=True, timeout=120)
-        log = open(home / "standalone.log", "w")
-        proc = subprocess.Popen([airflow, "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        api = Airflow(f"http://127.0.0.1:{api_port}", password)
+        env = memora_env(db_name=db_name, redis_db=REDIS_DB, s3_endpoint=proxy.endpoint, settings=settings)
+        env["AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY"] = "2"
         try:
-            deadline = time.monotonic() + 240
-            while True:
-                try:
-                    health = requests.get(f"{api.base}/api/v2/monitor/health", timeout=5).json()
-                    if all(health.get(c, {}).get("status") == "healthy" for c in ("scheduler", "triggerer", "dag_processor")):
-                        api.login()
-                        dags = {d["dag_id"]: d for d in api.get("/dags")["dags"]}
-                        if {"memora_cdn_sync", "memora_cdn_full_rebuild"} <= set(dags):
-                            break
-                except (requests.RequestException, ValueError, KeyError):
-                    pass
-                assert proc.poll() is None, (home / "standalone.log").read_text()[-5000:]
-                assert time.monotonic() < deadline, "Airflow did not come up: " + (home / "standalone.log").read_text()[-5000:]
-                time.sleep(3)
-            for dag_id, dag in dags.items():
-                assert not dag["is_paused"], dag_id
-            time.sleep(10)  # let the scheduler create the runs it starts by itself, then wait for them
-            for earlier in api.runs("memora_cdn_full_rebuild"):  # the nightly run Airflow starts when the DAG appears
-                api.wait_run("memora_cdn_full_rebuild", earlier["dag_run_id"], timeout=600)
-            yield {"api": api, "db": conn, "s3": s3, "settings": settings, "registry": registry, "proxy": proxy, "home": home}
+            with standalone(home, env, pools={"memora_cdn_builds": 4}) as api:
+                yield {"api": api, "db": conn, "s3": s3, "settings": settings, "registry": registry, "proxy": proxy,
+                       "home": home}
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
             registry.redis.flushdb()
 
 
