@@ -246,9 +246,10 @@ def test_threshold_trigger_fires_when_the_pending_set_reaches_it(redis_db, monke
     import redis as redis_lib
 
     monkeypatch.setattr(PendingPlansTrigger, "_redis", lambda self: redis_lib.Redis(host="127.0.0.1", port=REDIS_PORT, db=15))
-    trigger = PendingPlansTrigger(threshold=50, poll_interval=0.1, cooldown=60)
+    trigger = PendingPlansTrigger(threshold=50, debounce_seconds=3600, poll_interval=0.1, cooldown=60)
     assert trigger.serialize() == ("memora_cdn.tracking.triggers.PendingPlansTrigger",
-                                   {"threshold": 50, "redis_conn_id": "memora_redis", "poll_interval": 0.1, "cooldown": 60})
+                                   {"threshold": 50, "debounce_seconds": 3600, "redis_conn_id": "memora_redis",
+                                    "poll_interval": 0.1, "cooldown": 60})
 
     async def first_event():
         gen = trigger.run()
@@ -263,7 +264,8 @@ def test_threshold_trigger_fires_when_the_pending_set_reaches_it(redis_db, monke
         return event, time.monotonic() - started
 
     event, latency = asyncio.run(first_event())
-    assert event.payload == {"pending": 50, "threshold": 50}
+    assert event.payload == {"pending": 50, "oldest_age": None, "reason": "threshold", "threshold": 50,
+                             "debounce_seconds": 3600.0}
     assert latency < 30
 
 

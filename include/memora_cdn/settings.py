@@ -34,6 +34,7 @@ class Settings:
     purge_provider: str = "none"
     batch_size: int = 50
     batch_threshold: int = 50
+    debounce_seconds: int = 15
     signed_url_expiry_hours: int = 4
     upload_concurrency: int = 16
     purge_files_per_request: int = 30
@@ -49,6 +50,7 @@ class Settings:
 _INT_RANGES = {
     "batch_size": (1, 1000),
     "batch_threshold": (1, 100_000),
+    "debounce_seconds": (1, 3600),
     "signed_url_expiry_hours": (1, 24),
     "upload_concurrency": (1, 64),
     "purge_files_per_request": (1, 500),

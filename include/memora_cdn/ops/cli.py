@@ -285,6 +285,11 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     out.write(f"Dead letters:         {len(figures['dead_letter'])}\n")
     out.write(f"Failures (last 24 h): {len(figures['recent_failures'])}\n")
     out.write(f"Overdue/never built:  {figures['overdue_plans']} of {len(figures['last_success'])} plan(s)\n")
+    lat = figures["latency"]
+    shown = (lambda v: "-" if v is None else f"{v:.0f} s")
+    out.write(f"Edit to CDN:          median {shown(lat['median_seconds_last_hour'])}, worst "
+              f"{shown(lat['max_seconds_last_hour'])} over {lat['builds_last_hour']} build(s) in the last hour; "
+              f"oldest pending change {shown(lat['oldest_pending_seconds'])}\n")
     if figures["claimed"]:
         out.write("\nClaimed now\n")
         table([(c["run"], c["since"] or "", _cut(", ".join(c["plans"]), 80)) for c in figures["claimed"]],

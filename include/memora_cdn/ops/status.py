@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import statistics
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
@@ -206,6 +207,20 @@ def status(registry: Registry, db, now: datetime | None = None) -> dict[str, Any
         "recent_failures": recent_failures(db, now),
         "last_success": plans,
         "overdue_plans": sum(1 for p in plans if p["overdue"]),
+        "latency": latency(registry),
+    }
+
+
+def latency(registry: Registry) -> dict[str, Any]:
+    """Edit-to-CDN time (SPEC §9): the median and worst of the plans finished in the last hour, and how long the
+    oldest change still waiting has waited."""
+    samples = sorted(registry.latencies())
+    oldest = registry.oldest_pending_age()
+    return {
+        "median_seconds_last_hour": round(statistics.median(samples), 1) if samples else None,
+        "max_seconds_last_hour": round(samples[-1], 1) if samples else None,
+        "builds_last_hour": len(samples),
+        "oldest_pending_seconds": round(oldest, 1) if oldest is not None else None,
     }
 
 

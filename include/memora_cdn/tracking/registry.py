@@ -8,6 +8,11 @@ Keys (prefix `cdn_export:`):
                           released only by its holder
 - `dead_letter`    hash   plan -> JSON {error, failed_at} for plans that failed all their retries
 - `renewals`       zset   plan -> epoch second when its presigned media URLs pass half-life
+- `pending_since`  zset   plan -> epoch seconds when it became pending (first mark since its last claim); the
+                          Frappe side writes it with ZADD NX in the same transaction as the SADD. The debounce
+                          trigger starts a run when the oldest is `debounce_seconds` old; a claim removes it
+                          and hands the time to the build, which records the edit-to-CDN latency
+- `latency`        zset   "plan:finished" -> finished epoch; its members carry the latency (last hour kept)
 
 Every multi-step change is one Lua script, so no SADD from the Frappe side can fall between two
 commands and be lost. Redis returns bytes (RedisHook has no decode_responses): names are decoded here.
@@ -20,7 +25,7 @@ import secrets
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 log = logging.getLogger(__name__)
@@ -30,6 +35,9 @@ PENDING = PREFIX + "pending_plans"
 CLAIMS = PREFIX + "claims"
 DEAD_LETTER = PREFIX + "dead_letter"
 RENEWALS = PREFIX + "renewals"  # sorted set: plan -> epoch when its signed media URLs must be renewed
+PENDING_SINCE = PREFIX + "pending_since"  # sorted set: plan -> epoch seconds when it became pending
+LATENCY = PREFIX + "latency"  # sorted set: "seconds|plan|finished" -> finished epoch (the last hour)
+LATENCY_WINDOW = 3600
 
 
 def claim_key(run_id: str) -> str:
@@ -44,14 +52,17 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
-# KEYS: pending, this run's claim, claims registry, renewals. ARGV: batch size, now, this claim's key, grace.
-# 1. another claim older than `grace` seconds belongs to a run that is over (the sync DAG runs one at a
-#    time; the grace keeps a forced overlapping run's fresh claim out of reach): its plans go back to pending; 2. plans whose signed URLs are due for renewal join pending; 3. up to `batch size`
-#    plans move from pending into this run's claim.
+# KEYS: pending, this run's claim, claims registry, renewals, pending_since.
+# ARGV: batch size, now, this claim's key, grace.
+# 1. plans whose signed URLs are due for renewal join pending; 2. another claim older than `grace` seconds
+#    belongs to a run that is over (the sync DAG runs one at a time; the grace keeps a forced overlapping run's
+#    fresh claim out of reach): its plans go back to pending; 3. up to `batch size` plans move from pending into
+#    this run's claim, and their pending-since times (or now, for a plan that has none) are returned with them.
 _CLAIM = """
 local recovered = 0
 for _, plan in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[2])) do
   redis.call('SADD', KEYS[1], plan)
+  redis.call('ZADD', KEYS[5], 'NX', ARGV[2], plan)
   redis.call('ZREM', KEYS[4], plan)
 end
 for _, other in ipairs(redis.call('HKEYS', KEYS[3])) do
@@ -59,23 +70,33 @@ for _, other in ipairs(redis.call('HKEYS', KEYS[3])) do
   if other ~= ARGV[3] and tonumber(ARGV[2]) - since >= tonumber(ARGV[4]) then
     for _, plan in ipairs(redis.call('SMEMBERS', other)) do
       recovered = recovered + redis.call('SADD', KEYS[1], plan)
+      redis.call('ZADD', KEYS[5], 'NX', ARGV[2], plan)
     end
     redis.call('DEL', other)
     redis.call('HDEL', KEYS[3], other)
   end
 end
 local plans = redis.call('SPOP', KEYS[1], tonumber(ARGV[1]))
+local since = {}
 if #plans > 0 then
   redis.call('SADD', KEYS[2], unpack(plans))
   redis.call('HSET', KEYS[3], ARGV[3], ARGV[2])
+  for i, plan in ipairs(plans) do
+    since[i] = redis.call('ZSCORE', KEYS[5], plan) or ARGV[2]
+    redis.call('ZREM', KEYS[5], plan)
+  end
 end
-return {recovered, plans}
+return {recovered, plans, since}
 """
 
-# KEYS: claim, claims registry, pending. ARGV: plan, requeue (0/1). Removes the plan from the claim (and the
-# claim from the registry once empty); with requeue, the plan goes back to pending in the same step.
+# KEYS: claim, claims registry, pending, pending_since. ARGV: plan, requeue (0/1), its pending-since time.
+# Removes the plan from the claim (and the claim from the registry once empty); with requeue, the plan goes back
+# to pending in the same step, keeping the time it first became pending.
 _RELEASE = """
-if ARGV[2] == '1' then redis.call('SADD', KEYS[3], ARGV[1]) end
+if ARGV[2] == '1' then
+  redis.call('SADD', KEYS[3], ARGV[1])
+  redis.call('ZADD', KEYS[4], 'NX', ARGV[3], ARGV[1])
+end
 redis.call('SREM', KEYS[1], ARGV[1])
 if redis.call('SCARD', KEYS[1]) == 0 then redis.call('HDEL', KEYS[2], KEYS[1]) end
 return 1
@@ -92,11 +113,23 @@ return 0
 """
 
 
+# KEYS: pending, pending_since. ARGV: now, plans... Marks plans pending, remembering when each first became so.
+_MARK = """
+local added = 0
+for i = 2, #ARGV do
+  added = added + redis.call('SADD', KEYS[1], ARGV[i])
+  redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[i])
+end
+return added
+"""
+
+
 @dataclass
 class Claim:
     key: str
     plans: list[str]
     recovered: int
+    pending_since: dict[str, float] = field(default_factory=dict)  # plan -> epoch when it became pending
 
 
 class PlanLocked(Exception):
@@ -114,12 +147,23 @@ class Registry:
         self._release = redis.register_script(_RELEASE)
         self._renew = redis.register_script(_RENEW)
         self._unlock = redis.register_script(_UNLOCK)
+        self._mark = redis.register_script(_MARK)
 
     # -- pending ---------------------------------------------------------------------------------
 
-    def mark(self, plan_ids: Iterable[str]) -> int:
+    def mark(self, plan_ids: Iterable[str], now: float | None = None) -> int:
         plan_ids = list(plan_ids)
-        return self.redis.sadd(PENDING, *plan_ids) if plan_ids else 0
+        if not plan_ids:
+            return 0
+        return int(self._mark(keys=[PENDING, PENDING_SINCE], args=[repr(now if now is not None else time.time()),
+                                                                   *plan_ids]))
+
+    def oldest_pending_age(self, now: float | None = None) -> float | None:
+        """Seconds since the oldest pending change became pending (None when nothing is pending)."""
+        oldest = self.redis.zrange(PENDING_SINCE, 0, 0, withscores=True)
+        if not oldest:
+            return None
+        return max(0.0, (now if now is not None else time.time()) - float(oldest[0][1]))
 
     def pending_count(self) -> int:
         return int(self.redis.scard(PENDING))
@@ -132,14 +176,35 @@ class Registry:
     def claim(self, run_id: str, batch_size: int, recover_after: int = 120) -> Claim:
         """Take up to `batch_size` pending plans for this run, after recovering claims abandoned for `recover_after` s."""
         key = claim_key(run_id)
-        recovered, plans = self._claim(keys=[PENDING, key, CLAIMS, RENEWALS],
-                                       args=[batch_size, int(time.time()), key, recover_after])
+        recovered, plans, since = self._claim(keys=[PENDING, key, CLAIMS, RENEWALS, PENDING_SINCE],
+                                              args=[batch_size, int(time.time()), key, recover_after])
         if recovered:
             log.warning("recovered %d plan(s) from the claims of runs that ended without releasing them", recovered)
-        return Claim(key=key, plans=sorted(_text(p) for p in plans), recovered=int(recovered))
+        pending_since = {_text(p): float(_text(t)) for p, t in zip(plans, since)}
+        return Claim(key=key, plans=sorted(pending_since), recovered=int(recovered), pending_since=pending_since)
 
-    def release(self, run_id: str, plan_id: str, requeue: bool = False) -> None:
-        self._release(keys=[claim_key(run_id), CLAIMS, PENDING], args=[plan_id, "1" if requeue else "0"])
+    def release(self, run_id: str, plan_id: str, requeue: bool = False, pending_since: float | None = None) -> None:
+        since = pending_since if pending_since is not None else time.time()
+        self._release(keys=[claim_key(run_id), CLAIMS, PENDING, PENDING_SINCE],
+                      args=[plan_id, "1" if requeue else "0", repr(since)])
+
+    # -- edit-to-CDN latency ---------------------------------------------------------------------
+
+    def record_latency(self, plan_id: str, pending_since: float, finished: float | None = None) -> float:
+        """Record one plan's edit-to-CDN time (pending -> uploaded and purged); keeps the last hour."""
+        finished = finished if finished is not None else time.time()
+        seconds = max(0.0, finished - pending_since)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zadd(LATENCY, {f"{seconds:.3f}|{plan_id}|{finished:.3f}": finished})
+        pipe.zremrangebyscore(LATENCY, "-inf", finished - LATENCY_WINDOW)
+        pipe.execute()
+        return seconds
+
+    def latencies(self, now: float | None = None) -> list[float]:
+        """Edit-to-CDN seconds of the plans finished in the last hour, oldest first."""
+        now = now if now is not None else time.time()
+        members = self.redis.zrangebyscore(LATENCY, now - LATENCY_WINDOW, "+inf")
+        return [float(_text(m).split("|", 1)[0]) for m in members]
 
     def claimed(self) -> dict[str, list[str]]:
         """Live claims: claim key -> plans (what runs are building now)."""
@@ -219,5 +284,6 @@ class Registry:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hdel(DEAD_LETTER, plan_id)
         pipe.sadd(PENDING, plan_id)
-        removed, _ = pipe.execute()
+        pipe.zadd(PENDING_SINCE, {plan_id: time.time()}, nx=True)
+        removed, _, _ = pipe.execute()
         return bool(removed)

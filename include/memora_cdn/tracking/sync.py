@@ -43,7 +43,7 @@ def waiting(registry: Registry, db) -> Waiting:
 
 @dataclass
 class ClaimedBatch:
-    plans: list[dict[str, str]] = field(default_factory=list)  # [{"plan_id", "triggered_by"}]
+    plans: list[dict[str, Any]] = field(default_factory=list)  # [{"plan_id", "triggered_by", "pending_since"}]
     refused: list[str] = field(default_factory=list)
     recovered: int = 0
     drained: int = 0
@@ -77,7 +77,8 @@ def claim_batch(registry: Registry, db, s3, settings: Settings, run_id: str, tri
     in_db = existing_plans(db, safe)
     for name in claim.plans:
         if name in in_db or (keys.is_safe_name(name) and _has_files(s3, settings.bucket, name)):
-            batch.plans.append({"plan_id": name, "triggered_by": "Fallback Recovery" if name in fallback else triggered_by})
+            batch.plans.append({"plan_id": name, "triggered_by": "Fallback Recovery" if name in fallback else triggered_by,
+                                "pending_since": claim.pending_since.get(name)})
             continue
         reason = "not a valid plan name" if not keys.is_safe_name(name) else "no such plan"
         batch.refused.append(f"{_describe(name)}: {reason}")
