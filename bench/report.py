@@ -110,6 +110,19 @@ def summarise(data: dict[str, Any]) -> dict[str, Any]:
                    p5_puts=max(r["puts"] for r in p5["runs"]))
         out["targets"].append((f"peak RSS ≤ 300 MB, P5 sequential loop over {p5['plans']} plans",
                                f"{_f(out['p5_rss'], 1)} MB", out["p5_rss"] <= RSS_MAX_MB))
+    for sc in (res.get("p6") or {}).get("scenarios", []):
+        lat = sc["latency_seconds"]
+        if sc["scenario"] == "low":
+            out["targets"].append(("P6 low load: median edit-to-CDN ≤ 60 s",
+                                   f"median {lat['median']} s (p95 {lat['p95']} s, max {lat['max']} s), "
+                                   f"{sc['not_done']} of {sc['healthy_edits']} edits not done",
+                                   lat["median"] is not None and lat["median"] <= 60 and sc["not_done"] == 0))
+        else:
+            label = "P6 1000 edits/h" + (" with one plan failing" if sc["failing_plan"] else "")
+            out["targets"].append((f"{label}: p95 ≤ 180 s, no backlog",
+                                   f"p95 {lat['p95']} s (median {lat['median']} s, max {lat['max']} s), "
+                                   f"{sc['not_done']} of {sc['healthy_edits']} edits not done",
+                                   lat["p95"] is not None and lat["p95"] <= 180 and sc["not_done"] == 0))
     growth = res.get("growth")
     if growth:
         sizes = growth["sizes"]
@@ -392,6 +405,35 @@ def write(data: dict[str, Any], out: Path) -> None:
             f"{_f(median(r['rss_after_each_plan_mb'][-1] for r in runs), 1)} |")
         add(f"| files checked | {_f(_med(runs, 'files'), 0)} |")
         add(f"| PutObject requests / deletions | {max(r['puts'] for r in runs)} / {max(r['deleted'] for r in runs)} |")
+        add("")
+
+    p6 = res.get("p6")
+    if p6:
+        add("## P6: edit-to-CDN latency under a running Airflow")
+        add("")
+        add("`bench/latency.py`: a real `airflow standalone` (LocalExecutor, Airflow's default settings, the debounce "
+            "trigger in the triggerer) on this machine. An editor thread changes a visible lesson's title in MariaDB, "
+            "commits and calls the real producer (`memora_cdn_producer.mark_changed`); an edit is done when the "
+            "Cloudflare stand-in received the purge of its lesson URL and the bucket holds the new title. "
+            "Latency = done − the producer's mark. Edits arrive as a Poisson process over the plans.")
+        add("")
+        add("| scenario | edits | median s | p95 s | max s | not done | sync runs/h |")
+        add("|---|---|---|---|---|---|---|")
+        for sc in p6["scenarios"]:
+            lat = sc["latency_seconds"]
+            name = sc["scenario"] + (f" (plan {sc['failing_plan']} failing: {sc['failing_plan_edits']} edits)"
+                                     if sc["failing_plan"] else "")
+            add(f"| {name}, {sc['edits_per_hour']:g}/h for {sc['minutes']:g} min | {sc['healthy_edits']} | "
+                f"{lat['median']} | {lat['p95']} | {lat['max']} | {sc['not_done']} | {sc['runs_per_hour']} |")
+        add("")
+        add("Where a sync run's time goes (median seconds over the runs that built something, from the REST API):")
+        add("")
+        steps = [sc["steps"]["median_seconds"] for sc in p6["scenarios"]]
+        names = list(steps[0]) if steps else []
+        add("| step | " + " | ".join(sc["scenario"] for sc in p6["scenarios"]) + " |")
+        add("|---|" + "---|" * len(p6["scenarios"]))
+        for name in names:
+            add(f"| {name} | " + " | ".join(str(st.get(name)) for st in steps) + " |")
         add("")
 
     add("RSS figures are the kernel's high-water mark of the measured process (`VmHWM` in /proc/self/status). "

@@ -15,6 +15,7 @@ import argparse
 import json
 import shlex
 import subprocess
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ from typing import Any
 
 from bench import common, report
 
-SCENARIOS = ("core", "growth", "p4", "p5", "profile")
+SCENARIOS = ("core", "growth", "p4", "p5", "profile", "p6")
 
 
 @dataclass
@@ -47,6 +48,8 @@ class Config:
     p5_lessons: int
     p5_subjects: int
     p5_runs: int
+    p6_minutes: float = 10.0  # each P6 scenario's sample under a running Airflow
+    p6_lessons: int = 300
     window_seconds: int = 300
     seed: int = 7
     out: str = "bench"
@@ -60,7 +63,8 @@ FULL = Config(name="full", runs=5, core_lessons=2000, core_subjects=50, stages=8
 QUICK = Config(name="quick", runs=2, core_lessons=300, core_subjects=8, stages=8,
                growth_sizes=[100, 200, 400, 800], growth_runs=2, lessons_per_subject=40,
                p4_plans=4, p4_lessons=120, p4_subjects=4, p4_edits=60, p4_windows=3, p4_runs=1,
-               p5_plans=3, p5_lessons=300, p5_subjects=8, p5_runs=2, out="bench/quick")
+               p5_plans=3, p5_lessons=300, p5_subjects=8, p5_runs=2, p6_minutes=2, p6_lessons=40,
+               out="bench/quick")
 
 
 def log(msg: str) -> None:
@@ -294,6 +298,18 @@ class Bench:
             out[label] = {"path": str(shown), "wall": result["wall"]}
         self.drop_bucket(bucket)
         return out
+
+    def p6(self) -> dict[str, Any]:
+        """P6: edit-to-CDN latency under a real `airflow standalone` (bench/latency.py, its own process)."""
+        out = Path(self.out) / "p6.json"
+        cmd = [sys.executable, "-m", "bench.latency", "--minutes", str(self.cfg.p6_minutes),
+               "--lessons", str(self.cfg.p6_lessons), "--out", str(out)]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(common.REPO / "include"), str(common.REPO)]))
+        subprocess.run(cmd, cwd=common.REPO, env=env, check=True, timeout=3 * 3600)
+        data = json.loads(out.read_text())
+        for scenario in data["scenarios"]:
+            scenario.pop("edit_log", None)  # kept in p6.json, not in results.json
+        return data
 
     def run(self, meta: dict[str, Any]) -> dict[str, Any]:
         results: dict[str, Any] = {}

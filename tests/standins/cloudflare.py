@@ -166,6 +166,7 @@ class CloudflareStandIn:
 
     def _record(self, call: dict[str, Any], accepted_body: dict[str, Any] | None) -> None:
         with self._lock:
+            call["at"] = time.time()  # when the stand-in received it (the latency benchmark reads it)
             self._calls.append(call)
             if accepted_body is not None:
                 self._requests.append(accepted_body)
