@@ -448,27 +448,20 @@ SAFE_INTERPOLATIONS = {
     ("sync_log.py", "take_waiting", "', '.join(['%s'] * len(retries))"): "placeholders; names in params",
     ("sync_log.py", "recent", "', '.join(COLUMNS)"): "the module constant column list",
     ("sync_log.py", "recent", "' AND '.join(where)"): "only the fixed fragments 'plan_id = %s' / 'status = %s'",
-    ("producer.py", "affected_plans", "table"): "f'`tab{doctype}`' with doctype in PLAN_CHILD_DOCTYPES (checked above)",
-    ("producer.py", "_plans_above", "placeholders"): "', '.join(['%s'] * count): placeholders; names in params",
-    ("producer.py", "_plans_above", "alias"): "'n0'..'n4', from a counter",
-    ("producer.py", "_plans_above", "level"): "an int counter",
-    ("producer.py", "_plans_above", "link"): "a column from the module constant PARENT_LINKS",
-    ("producer.py", "_plans_above", "above"): "a doctype from the module constant PARENT_LINKS",
-    ("producer.py", "_plans_above", "doctype"): "the only caller passes a key of PARENT_LINKS / CONTENT_DOCTYPES",
-    ("producer.py", "_plans_above", "subject"): "f'{alias}.`{link}`', both safe (above)",
-    ("producer.py", "_plans_above", "' '.join(joins)"): "JOIN clauses built in the loop above from PARENT_LINKS",
-    ("demo.py", "reset_content", "_quote_ident(table)"): "table names from the repository's schema file (demo data)",
-    ("demo.py", "load", "_quote_ident(table)"): "table names of the generator's own rows (demo data)",
-    ("demo.py", "load", "', '.join((_quote_ident(c) for c in cols))"): "column names of the generator's own rows",
-    ("demo.py", "load", "', '.join(['%s'] * ncols)"): "placeholders; values go to executemany",
-    ("demo.py", "main", "_quote_ident(args.database)"): "CREATE DATABASE takes no parameters: a backtick-quoted "
-                                                          "identifier from the demo CLI's own argument",
+    ("__init__.py", "affected_plans", "table"): "f'`tab{doctype}`' with doctype in PLAN_CHILD_DOCTYPES (checked above)",
+    ("__init__.py", "_plans_above", "placeholders"): "', '.join(['%s'] * count): placeholders; names in params",
+    ("__init__.py", "_plans_above", "alias"): "'n0'..'n4', from a counter",
+    ("__init__.py", "_plans_above", "level"): "an int counter",
+    ("__init__.py", "_plans_above", "link"): "a column from the module constant PARENT_LINKS",
+    ("__init__.py", "_plans_above", "above"): "a doctype from the module constant PARENT_LINKS",
+    ("__init__.py", "_plans_above", "doctype"): "the only caller passes a key of PARENT_LINKS / CONTENT_DOCTYPES",
+    ("__init__.py", "_plans_above", "subject"): "f'{alias}.`{link}`', both safe (above)",
+    ("__init__.py", "_plans_above", "' '.join(joins)"): "JOIN clauses built in the loop above from PARENT_LINKS",
 }
 # SQL that reaches execute() through a variable or argument whose every source is checked (rule 2 below).
 SAFE_SQL_VARIABLES = {
     ("read.py", "_fetch", "sql"): "always a QUERIES constant (read_plan passes *_with(QUERIES[part]))",
-    ("demo.py", "create_schema", "stmt"): "statements of the repository's own schema file",
-    ("producer.py", "_query", "sql"): "every caller passes _plans_above() output or an f-string checked here",
+    ("__init__.py", "_query", "sql"): "every caller passes _plans_above() output or an f-string checked here",
 }
 _SQL_WORDS = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|TRUNCATE|REPLACE|JOIN|WHERE|FROM)\b")
 
@@ -609,10 +602,10 @@ def scan_sql(paths) -> tuple[list[str], int, set]:
 
 
 def test_every_sql_statement_in_the_engine_is_parameterised():
-    """AST scan of include/*.py: the SQL text of every execute()/executemany() call is built only from string
+    """AST scan of every shipped module (include/memora_cdn, producer/; not the dev-only demo generator): the SQL text of every execute()/executemany() call is built only from string
     constants, module-level constants and the allow-listed interpolations above (each with its reason), never
     with %-formatting; a statement with placeholders always gets its params; no allow-list entry is stale."""
-    findings, calls, used = scan_sql(sorted(INCLUDE.glob("*.py")))
+    findings, calls, used = scan_sql(sorted((INCLUDE / "memora_cdn").rglob("*.py")) + sorted((REPO / "producer").rglob("*.py")))
     assert calls >= 15
     assert findings == []
     stale = (set(SAFE_INTERPOLATIONS) | set(SAFE_SQL_VARIABLES)) - used
