@@ -109,6 +109,9 @@ def test_a_save_is_queued_after_the_commit(frappe, tree, redis13):
     assert pending(redis13) == set() and since(redis13) == {}  # not before the editor's transaction commits
     assert len(fr.db.after_commit) == 1
     assert doc.get_doc_before_save().get("parent_topic") == "TP1"
+    # one statement, from the document's links (new and old topic): `tabMemora Plan Subject` is read once
+    resolves = [(q, p) for q, p in fr.db.statements if "tabMemora Plan Subject" in q]
+    assert len(resolves) == 1 and "UNION" not in resolves[0][0] and set(resolves[0][1]) == {"TP1", "TP2"}
     fr.db.commit()
     assert pending(redis13) == {"P1", "P2", "P3"}
     assert set(since(redis13)) == {"P1", "P2", "P3"}
