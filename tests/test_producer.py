@@ -404,3 +404,31 @@ def test_a_database_error_while_writing_the_fallback_is_raised(tree):
     execute(tree, "DROP TABLE `tabCDN Sync Log`")
     with pytest.raises(Exception, match="CDN Sync Log"):
         queue_plans(["P1"], db=tree, redis=None)
+
+
+def test_the_recommended_doctype_change_indexes_the_lookup():
+    """docs/frappe-patches/memora_plan_subject.json (the app's 008 definition plus `search_index: 1` on `subject`)
+    makes Frappe's table carry an index on `subject`, and the producer's query uses it instead of a full scan."""
+    import json
+
+    from memora_cdn_demo import frappe_tables
+    from tests.support import REPO
+
+    patched = json.loads((REPO / "docs" / "frappe-patches" / "memora_plan_subject.json").read_text(encoding="utf-8"))
+    original = next(d for d in frappe_tables.doctypes("008") if d["name"] == "Memora Plan Subject")
+    changed = {k for k in set(patched) | set(original) if patched.get(k) != original.get(k)}
+    assert changed == {"fields", "modified"} and patched["modified"] > original["modified"]
+    assert [f for f in patched["fields"] if f["fieldname"] != "subject"] == \
+        [f for f in original["fields"] if f["fieldname"] != "subject"]
+    assert next(f for f in patched["fields"] if f["fieldname"] == "subject")["search_index"] == 1
+    assert "KEY `subject`" not in frappe_tables.table_ddl(original)
+    with frappe_database("008") as (_, conn):
+        execute(conn, "DROP TABLE `tabMemora Plan Subject`")
+        execute(conn, frappe_tables.table_ddl(patched))
+        build_small_tree(conn)
+        cur = conn.cursor()
+        cur.execute("EXPLAIN " + plans_query("Memora Lesson", 1), ("L1",))
+        cols = [d[0] for d in cur.description]
+        ps = next(dict(zip(cols, r)) for r in cur.fetchall() if r[cols.index("table")] == "ps")
+        cur.close()
+        assert ps["key"] == "subject" and ps["type"] == "ref", ps

@@ -15,7 +15,7 @@ import redis as redis_lib
 
 import memora_cdn_producer
 from memora_cdn_producer import queue
-from tests.producer_support import ODD_NAMES, frappe_database, insert
+from tests.producer_support import ODD_NAMES, frappe_database
 from tests.standins import frappe_standin
 from tests.support import REDIS_PORT, REPO
 from tests.test_producer import build_small_tree, fallback_rows, pending, since
