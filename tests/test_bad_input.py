@@ -444,7 +444,6 @@ def test_unsafe_plan_names_are_refused_everywhere_and_reported(s3_server, conten
     never keys), refused in a manual run's list (the error names them), and a plan ROW with such a name is
     skipped by the full rebuild with a warning instead of failing it."""
     from memora_cdn.orchestration import tasks
-    from memora_cdn_producer import mark_changed
     from tests.support import mysql_connect
 
     junk = ["a/b", "..", "../../etc", "PLAN 1", 'PLAN"1', "PLAN'1", "x" * 10_000, "", "PLAN-OK.."]
@@ -476,12 +475,7 @@ def test_unsafe_plan_names_are_refused_everywhere_and_reported(s3_server, conten
             assert tasks.plans_to_rebuild(None) == ["PLAN-OK"]
         assert any("'PLAN 3'" in r.getMessage() for r in caplog.records)
 
-        # the Frappe side never queues them either (it logs instead): no Redis entry, no fallback row
-        with caplog.at_level(logging.WARNING):
-            assert mark_changed("Memora Academic Plan", "a/b", db=db, redis=redis) == set()
-            assert mark_changed("Memora Academic Plan", "x" * 10_000, db=db, redis=None) == set()
-        assert reg.pending_count() == 0 and sync_log.recent(db) == []
-        assert any("cannot be used in bucket keys" in r.getMessage() for r in caplog.records)
+        # the Frappe side marks any name Frappe allows, as it is (issue 12): tests/test_producer.py
     finally:
         redis.flushdb()
 
