@@ -59,12 +59,35 @@ def edit_plan_title(stack, plan_id, title):
     stack["db"].commit()
 
 
+def test_a_marked_plan_reaches_the_bucket_through_the_debounce_well_before_the_next_tick(stack):
+    """Issue 14: no manual trigger, no five-minute wait: the debounce trigger starts the run."""
+    api, plan_id = stack["api"], PLANS[1]
+    before = etags(stack, plan_id)[keys.manifest_key(plan_id)]
+    known = {r["dag_run_id"] for r in api.runs("memora_cdn_sync")}
+    edit_plan_title(stack, plan_id, "خطة فورية")
+    marked = time.monotonic()
+    stack["registry"].mark([plan_id])
+    while time.monotonic() - marked < 180:
+        if etags(stack, plan_id)[keys.manifest_key(plan_id)] != before:
+            break
+        time.sleep(0.5)
+    latency = time.monotonic() - marked
+    print(f"marked -> new manifest in the bucket: {latency:.1f} s")
+    assert etags(stack, plan_id)[keys.manifest_key(plan_id)] != before, "the plan did not reach the bucket in 3 min"
+    fresh = [r for r in api.runs("memora_cdn_sync") if r["dag_run_id"] not in known]
+    assert any(r["run_type"] == "asset_triggered" for r in fresh), fresh  # the debounce, not the cron
+    # generous for a loaded 2-core machine; the cron would take up to 300 s, the benchmark (P6) measures it
+    assert latency < 120, latency
+
+
 def test_the_scheduler_runs_the_sync_on_its_own_after_a_plan_is_marked(stack):
+    """The five-minute cron is the safety net: a plan added to the pending set without a pending-since time
+    (an older producer, a hand-made SADD) is not seen by the debounce but the next scheduled run takes it."""
     api, plan_id = stack["api"], PLANS[0]
     before = etags(stack, plan_id)
     edit_plan_title(stack, plan_id, "خطة مجدولة")
     marked_at = time.time()
-    stack["registry"].mark([plan_id])
+    stack["registry"].redis.sadd("cdn_export:pending_plans", plan_id)
     # the next */5 cron tick: at most five minutes away
     deadline = time.monotonic() + 420
     while time.monotonic() < deadline:

@@ -44,7 +44,7 @@ def pending(client) -> set[str]:
 
 
 def since(client) -> dict[str, float]:
-    return {k.decode(): float(v) for k, v in client.hgetall(PENDING_SINCE).items()}
+    return {k.decode(): float(v) for k, v in client.zrange(PENDING_SINCE, 0, -1, withscores=True)}
 
 
 def fallback_rows(conn) -> list[tuple]:
@@ -303,18 +303,18 @@ def test_mark_changed_adds_the_plans_and_their_first_marked_time(tree, redis13):
     assert mark_changed("Memora Lesson", "L2", db=tree, redis=redis13) == {"P3"}
     assert pending(redis13) == {"P1", "P2", "P3", "P9"}
     later = since(redis13)
-    assert later["P1"] == first["P1"] and later["P2"] == first["P2"]  # HSETNX: the first time stays
+    assert later["P1"] == first["P1"] and later["P2"] == first["P2"]  # ZADD NX: the first time stays
     assert later["P3"] > first["P1"]
     assert mark_changed("Memora Lesson", "nope", db=tree, redis=redis13) == set()
     assert fallback_rows(tree) == []
 
 
-def test_pending_since_is_written_as_an_epoch_float_string(redis13, tree):
+def test_pending_since_is_written_as_the_epoch_score(redis13, tree):
     queue_plans(["P1"], db=tree, redis=redis13, now=1767600000.25)
-    assert redis13.hget(PENDING_SINCE, "P1") == b"1767600000.250000"
+    assert redis13.zscore(PENDING_SINCE, "P1") == 1767600000.25
 
 
-def test_the_set_and_the_hash_are_written_in_one_transaction(tree, redis13):
+def test_the_set_and_the_times_are_written_in_one_transaction(tree, redis13):
     """MULTI ... EXEC: the pipeline is sent as one transaction (redis-py's transactional pipeline)."""
     sent = []
     original = redis_lib.client.Pipeline.execute
@@ -328,7 +328,7 @@ def test_the_set_and_the_hash_are_written_in_one_transaction(tree, redis13):
         queue_plans(["P1", "P2"], db=tree, redis=redis13)
     finally:
         redis_lib.client.Pipeline.execute = original
-    assert sent == [(True, ["SADD", "HSETNX", "HSETNX"])]
+    assert sent == [(True, ["SADD", "ZADD"])]
 
 
 def test_any_plan_name_is_marked_as_it_is(tree, redis13):

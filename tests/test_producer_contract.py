@@ -68,9 +68,7 @@ def test_the_refusing_import_hook_is_not_vacuous():
 def test_the_redis_keys_are_the_exporters():
     assert contract.PREFIX == registry.PREFIX
     assert contract.PENDING == registry.PENDING
-    # `pending_since` is read by the exporter's debounce (issue 14); until the exporter names the key, it must at
-    # least live under the exporter's prefix
-    assert contract.PENDING_SINCE == getattr(registry, "PENDING_SINCE", registry.PREFIX + "pending_since")
+    assert contract.PENDING_SINCE == registry.PENDING_SINCE  # the debounce's times (issue 14)
 
 
 def test_the_fallback_row_is_the_exporters():
@@ -97,9 +95,12 @@ def test_the_exporter_drains_the_rows_and_reads_the_keys_the_producer_writes(ver
             assert queue_plans(["Plan A", "P/2"], db=conn, redis=client, now=1767600000.5) == "redis"
         reg = registry.Registry(client)
         assert reg.pending() == {"Plan A", "P/2"}
-        assert client.hgetall(contract.PENDING_SINCE) == {b"Plan A": b"1767600000.500000", b"P/2": b"1767600000.500000"}
+        assert client.zrange(contract.PENDING_SINCE, 0, -1, withscores=True) == [(b"P/2", 1767600000.5),
+                                                                                  (b"Plan A", 1767600000.5)]
         claim = reg.claim("run-1", 10)
         assert sorted(claim.plans) == ["P/2", "Plan A"]
+        assert claim.pending_since == {"P/2": 1767600000.5, "Plan A": 1767600000.5}
+        assert client.zcard(contract.PENDING_SINCE) == 0  # the claim took the times with the plans
     finally:
         client.flushdb()
         client.close()

@@ -448,20 +448,21 @@ SAFE_INTERPOLATIONS = {
     ("sync_log.py", "take_waiting", "', '.join(['%s'] * len(retries))"): "placeholders; names in params",
     ("sync_log.py", "recent", "', '.join(COLUMNS)"): "the module constant column list",
     ("sync_log.py", "recent", "' AND '.join(where)"): "only the fixed fragments 'plan_id = %s' / 'status = %s'",
-    ("__init__.py", "affected_plans", "table"): "f'`tab{doctype}`' with doctype in PLAN_CHILD_DOCTYPES (checked above)",
-    ("__init__.py", "_plans_above", "placeholders"): "', '.join(['%s'] * count): placeholders; names in params",
-    ("__init__.py", "_plans_above", "alias"): "'n0'..'n4', from a counter",
-    ("__init__.py", "_plans_above", "level"): "an int counter",
-    ("__init__.py", "_plans_above", "link"): "a column from the module constant PARENT_LINKS",
-    ("__init__.py", "_plans_above", "above"): "a doctype from the module constant PARENT_LINKS",
-    ("__init__.py", "_plans_above", "doctype"): "the only caller passes a key of PARENT_LINKS / CONTENT_DOCTYPES",
-    ("__init__.py", "_plans_above", "subject"): "f'{alias}.`{link}`', both safe (above)",
-    ("__init__.py", "_plans_above", "' '.join(joins)"): "JOIN clauses built in the loop above from PARENT_LINKS",
+    ("plans.py", "affected_plans", "table"): "one of two table-name constants, chosen by doctype",
+    ("plans.py", "affected_plans", "placeholders"): "', '.join(['%s'] * len(wanted)): placeholders; names in params",
+    ("plans.py", "_plans_above", "placeholders"): "', '.join(['%s'] * count): placeholders; names in params",
+    ("plans.py", "_plans_above", "alias"): "'n0'..'n4', from a counter",
+    ("plans.py", "_plans_above", "level"): "an int counter",
+    ("plans.py", "_plans_above", "link"): "a column from the module constant PARENT_LINKS",
+    ("plans.py", "_plans_above", "above"): "a doctype from the module constant PARENT_LINKS",
+    ("plans.py", "_plans_above", "doctype"): "the only caller passes a key of PARENT_LINKS / CONTENT_DOCTYPES",
+    ("plans.py", "_plans_above", "subject"): "f'{alias}.`{link}`', both safe (above)",
+    ("plans.py", "_plans_above", "' '.join(joins)"): "JOIN clauses built in the loop above from PARENT_LINKS",
 }
 # SQL that reaches execute() through a variable or argument whose every source is checked (rule 2 below).
 SAFE_SQL_VARIABLES = {
     ("read.py", "_fetch", "sql"): "always a QUERIES constant (read_plan passes *_with(QUERIES[part]))",
-    ("__init__.py", "_query", "sql"): "every caller passes _plans_above() output or an f-string checked here",
+    ("plans.py", "_query", "sql"): "every caller passes _plans_above() output or an f-string checked here",
 }
 _SQL_WORDS = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|TRUNCATE|REPLACE|JOIN|WHERE|FROM)\b")
 

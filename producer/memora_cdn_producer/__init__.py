@@ -7,7 +7,7 @@ to rebuild. Imports nothing from Airflow or from the exporter package; only the 
 Modules:
 - `contract`: the Redis keys and the sync-log fallback row both sides agree on;
 - `plans`:    which plans a change affects (`affected_plans`, one SELECT at most);
-- `queue`:    Redis (SADD + HSETNX pending_since) or the fallback rows (`queue_plans`, `mark_changed`);
+- `queue`:    Redis (SADD + ZADD NX pending_since) or the fallback rows (`queue_plans`, `mark_changed`);
 - `hooks`:    the Frappe `doc_events` handlers (`on_change`, `on_rename`); imports `frappe`, so it is not
               imported here.
 """

@@ -7,10 +7,10 @@ These values are a contract between two separately installed packages (this one 
 Redis (SPEC §7):
 
 - ``cdn_export:pending_plans`` (set): plan names waiting for a rebuild. The producer ``SADD``s here.
-- ``cdn_export:pending_since`` (hash): plan name -> the Unix time (seconds, as a decimal string such as
-  ``"1767600000.123456"``) when the plan was first marked since the exporter last took it. Written with
-  ``HSETNX`` in the same ``MULTI``/``EXEC`` as the ``SADD``, so a plan already waiting keeps its first time;
-  the exporter deletes the field when it claims the plan, and uses the oldest value for its debounce.
+- ``cdn_export:pending_since`` (sorted set): plan name -> score, the Unix time in seconds when the plan was
+  first marked since the exporter last took it. Written with ``ZADD NX`` in the same ``MULTI``/``EXEC`` as the
+  ``SADD``, so a plan already waiting keeps its first time; the exporter removes the member when it claims the
+  plan, and its debounce reads the oldest score (``ZRANGE 0 0``) without scanning the set.
 
 Fallback (Redis not configured or not reachable): one ``tabCDN Sync Log`` row per plan with
 ``status='Queued'``, ``is_fallback=1``, ``triggered_by='Fallback Recovery'``; the exporter's next sync run

@@ -11,7 +11,7 @@ What a handler does, for one document event:
 1. Inside the editor's transaction, on Frappe's own connection (``frappe.db.sql``, so the query sees the row
    being saved): resolve the affected plans (`affected_plans`, one SELECT at most).
 2. Register one ``frappe.db.after_commit`` callback that queues those plans: Redis (``SADD`` +
-   ``HSETNX pending_since`` in one MULTI), or the ``tabCDN Sync Log`` fallback rows. An exporter that took
+   ``ZADD NX pending_since`` in one MULTI), or the ``tabCDN Sync Log`` fallback rows. An exporter that took
    the plan before the commit would build the old content; a rolled-back save marks nothing.
 
 The fallback rows are written in that callback, never in the editor's transaction. Frappe's

@@ -36,13 +36,12 @@ def _epoch(now: float | None) -> str:
 
 
 def push_pending(redis, plans: list[str], now: float | None = None) -> None:
-    """One MULTI/EXEC: ``SADD cdn_export:pending_plans`` the plans and ``HSETNX cdn_export:pending_since`` each
+    """One MULTI/EXEC: ``SADD cdn_export:pending_plans`` the plans and ``ZADD NX cdn_export:pending_since`` each
     plan's first-marked time (a plan already waiting keeps its earlier time). Raises the Redis error."""
-    since = _epoch(now)
+    since = float(_epoch(now))
     pipe = redis.pipeline(transaction=True)
     pipe.sadd(PENDING, *plans)
-    for plan in plans:
-        pipe.hsetnx(PENDING_SINCE, plan, since)
+    pipe.zadd(PENDING_SINCE, {plan: since for plan in plans}, nx=True)
     pipe.execute()
 
 
