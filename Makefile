@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt co
 
 help:
 	@echo "make demo   - set up everything, load demo content, run memora_cdn_full_rebuild, show what it published"
-	@echo "make test   - the whole test suite against local MariaDB, Redis and S3"
+	@echo "make test   - ruff's Airflow rules (make lint), then the whole test suite against local MariaDB, Redis and S3"
 	@echo "make test-faults - only the fault, bad-input and security tests (about 3 min)"
 	@echo "make bench  - benchmarks P1-P6 and growth into bench/RESULTS.md (about 60 min; python -m bench.run --quick for a smoke check)"
 	@echo "make airflow - airflow standalone on http://127.0.0.1:8080 wired to the local stack (user ops)"
@@ -31,7 +31,10 @@ demo: services
 airflow: services
 	bash scripts/airflow_standalone.sh
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check --preview --select AIR dags include plugins docs/examples
+
+test: $(STAMP) lint
 	MEMORA_WITH_BROWSER=1 bash scripts/services.sh
 	$(PY) -m pytest
 
@@ -42,4 +45,4 @@ test-faults: $(STAMP)
 bench: services
 	PYTHONPATH=include $(PY) -m bench.run
 
-.PHONY: help venv services demo test test-faults bench airflow
+.PHONY: help venv services demo lint test test-faults bench airflow

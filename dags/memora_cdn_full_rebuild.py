@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
+from memora_cdn.orchestration.assets import PLAN_PUBLISHED
 from memora_cdn.orchestration.defaults import BUILD_POOL, DAG_ARGS
 
 
@@ -37,20 +38,23 @@ def memora_cdn_full_rebuild():
         plans = plans_to_rebuild(get_current_context()["params"].get("plans"))
         return group_plans(plans, conf.getint("core", "max_map_length", fallback=1024))
 
-    @task(pool=BUILD_POOL, map_index_template="{{ plan_label }}")
+    # Each plan that changed emits a "plan published" event (see memora_cdn.orchestration.assets).
+    @task(pool=BUILD_POOL, map_index_template="{{ plan_label }}", outlets=[PLAN_PUBLISHED])
     def build(plan_ids: list[str]) -> list[dict]:
         from memora_cdn.orchestration.tasks import build_plans, group_label
 
-        get_current_context()["plan_label"] = group_label(plan_ids)
-        return build_plans(plan_ids)
+        ctx = get_current_context()
+        ctx["plan_label"] = group_label(plan_ids)
+        return build_plans(plan_ids, published=ctx["outlet_events"][PLAN_PUBLISHED])
 
-    @task
+    @task(outlets=[PLAN_PUBLISHED])
     def remove_deleted_plans() -> list[str]:
         from memora_cdn.orchestration.tasks import remove_deleted_plans
 
-        if get_current_context()["params"].get("plans"):
+        ctx = get_current_context()
+        if ctx["params"].get("plans"):
             return []  # a limited run removes only the listed plans that no longer exist (the build does)
-        return remove_deleted_plans()
+        return remove_deleted_plans(published=ctx["outlet_events"][PLAN_PUBLISHED])
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def purge(built, removed) -> dict | None:

@@ -18,6 +18,7 @@ from airflow.sdk import (
     task,
 )
 
+from memora_cdn.orchestration.assets import PLAN_PUBLISHED
 from memora_cdn.orchestration.defaults import BUILD_POOL, DAG_ARGS
 from memora_cdn.tracking.triggers import PendingPlansTrigger
 
@@ -57,7 +58,8 @@ def memora_cdn_sync():
         run_type = ctx["dag_run"].run_type
         return sync_claim(ctx["run_id"], TRIGGERED_BY.get(getattr(run_type, "value", run_type), "Scheduler"))
 
-    @task(pool=BUILD_POOL, map_index_template="{{ plan_label }}")
+    # One XCom per build (the summary), not one per key too; a plan that changed emits a "plan published" event.
+    @task(pool=BUILD_POOL, map_index_template="{{ plan_label }}", multiple_outputs=False, outlets=[PLAN_PUBLISHED])
     def build(plan: dict) -> dict:
         from memora_cdn.orchestration.tasks import sync_build
 
@@ -65,7 +67,7 @@ def memora_cdn_sync():
         ctx["plan_label"] = plan["plan_id"]
         ti = ctx["ti"]
         return sync_build(plan, run_id=ctx["run_id"], try_number=ti.try_number, max_tries=ti.max_tries,
-                          task=ctx["task"])
+                          task=ctx["task"], published=ctx["outlet_events"][PLAN_PUBLISHED])
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def purge(summaries) -> dict | None:

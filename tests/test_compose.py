@@ -224,7 +224,7 @@ def test_airflow_settings(common_env, services):
 
 def test_init_creates_the_build_pool():
     # the pool name the DAGs use (read from the source: importing memora_cdn.orchestration.defaults would load Airflow)
-    pool = re.search(r'^BUILD_POOL\s*=\s*"([^"]+)"', (REPO / "include" / "memora_cdn" / "orchestration" / "defaults.py").read_text(), re.M).group(1)
+    pool = re.search(r'^DEDICATED_BUILD_POOL\s*=\s*"([^"]+)"', (REPO / "include" / "memora_cdn" / "orchestration" / "defaults.py").read_text(), re.M).group(1)
     raw_service = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]["airflow-init"]
     script = interpolate(raw_service["command"][-1])
     assert f'airflow pools set {pool} 8 "Memora CDN plan builds"' in script

@@ -59,8 +59,8 @@ print("PROBE" + json.dumps(out))
 """
 
 
-def dagbag(home: Path) -> dict:
-    done = subprocess.run([sys.executable, "-c", _DAGBAG_PROBE], cwd=REPO, env=base_env(home),
+def dagbag(home: Path, env_extra: dict[str, str] | None = None) -> dict:
+    done = subprocess.run([sys.executable, "-c", _DAGBAG_PROBE], cwd=REPO, env=base_env(home) | (env_extra or {}),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.split("PROBE", 1)[1])
@@ -74,9 +74,19 @@ def test_dags_import_cleanly_and_follow_the_house_rules(airflow_home):
     assert dag["schedule"] == "0 2 * * *"
     build = dag["tasks"]["build"]
     assert build["retries"] == 3 and build["backoff"] == 2.0
-    assert build["pool"] == "memora_cdn_builds" and build["map_index_template"] == "{{ plan_label }}"
+    assert build["pool"] == "default_pool" and build["map_index_template"] == "{{ plan_label }}"
     assert build["retry_delay"] == 1.0  # from AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY, not hard-coded
     assert bag["seconds"] < 30
+
+
+def test_the_build_pool_comes_from_airflow_config(airflow_home):
+    """`[memora_cdn] build_pool` picks the builds' pool; unset (the tests above), they run in `default_pool`."""
+    bag = dagbag(airflow_home, {"AIRFLOW__MEMORA_CDN__BUILD_POOL": "memora_cdn_builds"})
+    assert bag["errors"] == {}
+    pools = {(dag_id, task_id): t["pool"] for dag_id, dag in bag["dags"].items() for task_id, t in dag["tasks"].items()}
+    assert pools[("memora_cdn_sync", "build")] == pools[("memora_cdn_full_rebuild", "build")] == "memora_cdn_builds"
+    # only the plan builds: the cheap tasks never wait behind them
+    assert {pool for key, pool in pools.items() if key[1] != "build"} == {"default_pool"}
 
 
 def test_dag_files_do_no_io_at_parse_time():
@@ -162,7 +172,7 @@ def test_sync_dag_parses_with_its_schedule_and_rules(airflow_home):
     tasks = dag["tasks"]
     assert set(tasks) == {"check", "claim", "build", "purge", "any_plan_failed"}
     assert tasks["any_plan_failed"]["trigger_rule"].lower().endswith("one_failed")
-    assert tasks["build"]["pool"] == "memora_cdn_builds" and tasks["build"]["map_index_template"] == "{{ plan_label }}"
+    assert tasks["build"]["pool"] == "default_pool" and tasks["build"]["map_index_template"] == "{{ plan_label }}"
     assert tasks["build"]["retries"] == 3 and tasks["build"]["backoff"] == 2.0
     assert tasks["purge"]["trigger_rule"].lower().endswith("all_done")
 

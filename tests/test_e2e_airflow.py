@@ -41,6 +41,7 @@ def stack(s3_server, tmp_path_factory):
             build_plan(plan_id, db=conn, s3=s3, settings=settings)
         env = memora_env(db_name=db_name, redis_db=REDIS_DB, s3_endpoint=proxy.endpoint, settings=settings)
         env["AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY"] = "2"
+        env["AIRFLOW__MEMORA_CDN__BUILD_POOL"] = "memora_cdn_builds"  # the dedicated pool, as `make airflow` sets it
         try:
             with standalone(home, env, pools={"memora_cdn_builds": 4}) as api:
                 yield {"api": api, "db": conn, "s3": s3, "settings": settings, "registry": registry, "proxy": proxy,

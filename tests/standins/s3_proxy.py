@@ -5,7 +5,11 @@ and the proxy must pass the Host header through), except:
 - keys matching a denied prefix get S3's own `403 AccessDenied` XML for writes and deletes
   (a "key policy" that refuses one plan);
 - `pause()` makes every request fail with a connection reset until `resume()` (the endpoint is down);
-- `fail_next(n, status)` answers the next n requests with `status` (e.g. 500/503 SlowDown).
+- `fail_next(n, status)` answers the next n requests with `status` (e.g. 500/503 SlowDown);
+- `reject_checksums = True` answers an upload (PUT) carrying a flexible checksum (an `x-amz-checksum-*`,
+  `x-amz-sdk-checksum-algorithm` or `x-amz-trailer` header, or an aws-chunked body) with `501 NotImplemented`, as
+  S3-compatible stores without flexible-checksum support do; `checksum_uploads` counts such uploads either way.
+  (DeleteObjects carries a CRC32 in every SDK mode: the operation requires a checksum; it is let through.)
 
     with S3FaultProxy(upstream="http://127.0.0.1:5055") as proxy:
         proxy.deny_prefix("plans/PLAN-2026-0002/")
@@ -32,6 +36,8 @@ class S3FaultProxy:
         self.paused = False
         self.failures: list[int] = []
         self.requests = 0
+        self.reject_checksums = False
+        self.checksum_uploads = 0
         self.lock = threading.Lock()
         proxy = self
 
@@ -53,6 +59,15 @@ class S3FaultProxy:
                     return
                 path = urlsplit(self.path).path
                 key = unquote(path.split("/", 2)[2]) if path.count("/") >= 2 else ""
+                names = [n.lower() for n in self.headers.keys()]
+                checksum = (any(n.startswith("x-amz-checksum-") or n in ("x-amz-sdk-checksum-algorithm", "x-amz-trailer")
+                                for n in names) or "aws-chunked" in (self.headers.get("Content-Encoding") or ""))
+                if checksum and self.command == "PUT":
+                    with proxy.lock:
+                        proxy.checksum_uploads += 1
+                    if proxy.reject_checksums:
+                        return self._reply(501, _ERROR.format(code="NotImplemented", message=(
+                            "Header 'x-amz-checksum-*' or 'x-amz-sdk-checksum-algorithm' not implemented")).encode())
                 if status is not None:
                     code = "SlowDown" if status == 503 else "InternalError"
                     return self._reply(status, _ERROR.format(code=code, message="injected fault").encode())

@@ -172,11 +172,10 @@ class Context:
         if self._s3 is None:
             if self.s3_endpoint:
                 import boto3
-                from botocore.config import Config
 
-                config = Config(max_pool_connections=self.settings.upload_concurrency + 4,
-                                retries={"mode": "standard", "max_attempts": 5}, signature_version="s3v4")
-                self._s3 = boto3.client("s3", endpoint_url=self.s3_endpoint, config=config,
+                from memora_cdn.orchestration.connections import s3_client_config
+
+                self._s3 = boto3.client("s3", endpoint_url=self.s3_endpoint, config=s3_client_config(self.settings),
                                         region_name=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1")
             else:
                 from memora_cdn.orchestration import connections

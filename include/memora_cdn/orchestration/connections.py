@@ -1,4 +1,5 @@
-"""The Airflow connections of SPEC §10, turned into clients. Imported only when a task runs."""
+"""The Airflow connections (`memora_mysql`, `memora_s3`, `memora_redis`), turned into clients. Imported only when a
+task runs (or by the CLI and the dashboard)."""
 from __future__ import annotations
 
 from memora_cdn.settings import MYSQL_CONN_ID, S3_CONN_ID, Settings
@@ -11,17 +12,35 @@ def mysql_connection():
     return MySqlHook(mysql_conn_id=MYSQL_CONN_ID).get_conn()
 
 
-def s3_client(settings: Settings):
-    """A boto3 S3 client from `memora_s3` (`endpoint_url` extra for S3-compatible stores), sized for parallel uploads."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+# boto3 >= 1.36 computes a CRC32 checksum for every upload (a header, or an aws-chunked trailer when streaming) and
+# validates response checksums. Several S3-compatible stores (Cloudflare R2, older MinIO, Ceph RGW) reject or lack
+# them, so checksums are computed and validated only when the operation requires them. The `memora_s3`
+# connection's `config_kwargs` extra overrides any of these (e.g. "when_supported" against AWS S3).
+S3_CLIENT_DEFAULTS = {
+    "request_checksum_calculation": "when_required",
+    "response_checksum_validation": "when_required",
+    "retries": {"mode": "standard", "max_attempts": 5},
+    "signature_version": "s3v4",  # presigned media URLs: SigV4 (X-Amz-Expires up to 7 days)
+}
+
+
+def s3_client_config(settings: Settings, configured=None):
+    """The botocore `Config` of the S3 client: `S3_CLIENT_DEFAULTS`, a connection pool sized for parallel uploads,
+    then what `configured` (the connection's `config_kwargs`, a botocore `Config`) sets, which wins."""
     from botocore.config import Config
 
-    config = Config(
-        max_pool_connections=settings.upload_concurrency + 4,
-        retries={"mode": "standard", "max_attempts": 5},
-        signature_version="s3v4",  # presigned media URLs: SigV4 (X-Amz-Expires up to 7 days)
-    )
-    return S3Hook(aws_conn_id=S3_CONN_ID, config=config).get_conn()
+    config = Config(max_pool_connections=settings.upload_concurrency + 4, **S3_CLIENT_DEFAULTS)
+    return config.merge(configured) if configured is not None else config
+
+
+def s3_client(settings: Settings):
+    """A boto3 S3 client from `memora_s3` (`endpoint_url` extra for S3-compatible stores; `config_kwargs` extra
+    over `s3_client_config`'s defaults). The media presigner signs with this client too."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    # A hook given a `config` ignores the connection's `config_kwargs`: read them first, then merge them in.
+    configured = S3Hook(aws_conn_id=S3_CONN_ID).conn_config.botocore_config
+    return S3Hook(aws_conn_id=S3_CONN_ID, config=s3_client_config(settings, configured)).get_conn()
 
 
 def redis_client():

@@ -6,8 +6,15 @@ from datetime import datetime, timedelta, timezone
 from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
 from airflow.sdk.configuration import conf
 
-# Caps how many plan builds run at once across both DAGs (`make airflow` creates it).
-BUILD_POOL = "memora_cdn_builds"
+# The pool of the plan builds of both DAGs: Airflow config `[memora_cdn] build_pool`
+# (AIRFLOW__MEMORA_CDN__BUILD_POOL), read from the configuration Airflow has already loaded (no I/O here).
+# Unset, builds run in `default_pool`, so an Airflow nobody prepared (Astro, MWAA, an existing cluster)
+# runs them; a pool named here must exist, or the scheduler never schedules the builds.
+DEFAULT_POOL = "default_pool"
+# The dedicated pool `make airflow`, the Celery cluster and docker-compose create and configure; it caps how
+# many plan builds run at once across both DAGs.
+DEDICATED_BUILD_POOL = "memora_cdn_builds"
+BUILD_POOL = (conf.get("memora_cdn", "build_pool", fallback="") or "").strip() or DEFAULT_POOL
 
 # Plan builds retry 3 times with exponential backoff, starting from Airflow's own
 # `[core] default_task_retry_delay` (AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY). It is passed explicitly

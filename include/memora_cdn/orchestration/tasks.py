@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterable
 
 from memora_cdn.engine import keys
 from memora_cdn.engine.build import build_plan_locked
+from memora_cdn.orchestration.assets import announce
 from memora_cdn.orchestration.connections import mysql_connection, registry, s3_client
 from memora_cdn.tracking.registry import PlanLocked
 from memora_cdn.engine.publish import list_published_plans, remove_plan
@@ -66,9 +67,10 @@ def cdn_purger(settings) -> Callable[[], Any]:
     return functools.cache(lambda: purger_for(settings.purge_provider, files_per_request=settings.purge_files_per_request))
 
 
-def build_plans(plan_ids: list[str]) -> list[dict[str, Any]]:
+def build_plans(plan_ids: list[str], published=None) -> list[dict[str, Any]]:
     """Build each plan, purging its changes right away; one failing plan does not stop the others, but fails
-    the task at the end. What could not be purged is left to the DAG's purge task."""
+    the task at the end. What could not be purged is left to the DAG's purge task. Each plan that changed
+    adds an asset event to `published` (`outlet_events[PLAN_PUBLISHED]`; Airflow records them if the task succeeds)."""
     from memora_cdn.tracking.sync import purge_built_plan
 
     settings = load_settings()
@@ -92,6 +94,7 @@ def build_plans(plan_ids: list[str]) -> list[dict[str, Any]]:
                 failures.append(f"{plan_id}: {type(exc).__name__}: {exc}")
                 continue
             summaries.append(purge_built_plan(purger, settings, result.purge_summary(settings.purge_prefix_threshold)))
+            announce(published, settings.bucket, summaries[-1])
     finally:
         db.close()
     if failures:
@@ -99,8 +102,9 @@ def build_plans(plan_ids: list[str]) -> list[dict[str, Any]]:
     return summaries
 
 
-def remove_deleted_plans() -> list[str]:
-    """Remove the folders of plans that are in the bucket but no longer in the database."""
+def remove_deleted_plans(published=None) -> list[str]:
+    """Remove the folders of plans that are in the bucket but no longer in the database; each removal adds an
+    asset event to `published` (as `build_plans`)."""
     settings = load_settings()
     s3 = s3_client(settings)
     db = mysql_connection()
@@ -116,6 +120,8 @@ def remove_deleted_plans() -> list[str]:
         deleted = remove_plan(s3, settings.bucket, plan_id)
         log.info("plan %s no longer exists: removed its %d file(s)", plan_id, len(deleted))
         removed.append(plan_id)
+        announce(published, settings.bucket, {"plan_id": plan_id, "status": "removed", "files_deleted": len(deleted),
+                                              "purge_keys": [], "purge_prefix": True})
     return removed
 
 
@@ -160,8 +166,10 @@ def sync_claim(run_id: str, triggered_by: str) -> list[dict[str, str]]:
         db.close()
 
 
-def sync_build(plan: dict[str, str], *, run_id: str, try_number: int, max_tries: int, task) -> dict[str, Any]:
-    """Build one claimed plan and purge what it changed at once (the run's purge task takes what fails here)."""
+def sync_build(plan: dict[str, str], *, run_id: str, try_number: int, max_tries: int, task,
+               published=None) -> dict[str, Any]:
+    """Build one claimed plan and purge what it changed at once (the run's purge task takes what fails here).
+    If it changed, an asset event goes to `published` (`outlet_events[PLAN_PUBLISHED]`)."""
     from memora_cdn.tracking.sync import build_claimed_plan, purge_built_plan
 
     settings = load_settings()
@@ -174,7 +182,9 @@ def sync_build(plan: dict[str, str], *, run_id: str, try_number: int, max_tries:
         )
     finally:
         db.close()
-    return purge_built_plan(cdn_purger(settings), settings, summary)
+    summary = purge_built_plan(cdn_purger(settings), settings, summary)
+    announce(published, settings.bucket, summary)
+    return summary
 
 
 def sync_purge(summaries) -> dict[str, Any] | None:

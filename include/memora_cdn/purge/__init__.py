@@ -18,7 +18,6 @@ Plain Python: no scheduler needed. Only :func:`purger_for` touches Airflow (conn
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,30 +35,19 @@ from memora_cdn.purge.cloudflare import CloudflarePurger, cloudflare_prefixes, p
 from memora_cdn.purge.cloudfront import CloudFrontPurger, cloudfront_paths  # noqa: F401
 from memora_cdn.purge.log_only import LogOnlyPurger
 
-log = logging.getLogger(__name__)
-
 
 # --------------------------------------------------------------------------------------------------------------
 def _get_connection(conn_id: str):
-    """The Airflow connection, or ValueError naming it. Uses the Task SDK's ``Connection.get`` (works outside a
-    running task in 3.3: environment variables and configured secrets backends), falling back to BaseHook."""
-    try:
-        from airflow.sdk import Connection
-    except ImportError:  # pragma: no cover - Airflow 2 style environment
-        Connection = None
-    if Connection is not None:
-        try:
-            return Connection.get(conn_id)
-        except Exception as exc:
-            if type(exc).__name__ == "AirflowNotFoundException":
-                raise ValueError(f"Airflow connection {conn_id!r} is not defined") from None
-            log.debug("Connection.get(%r) failed (%s); trying BaseHook", conn_id, type(exc).__name__)
-    try:  # pragma: no cover - only when the SDK path is unavailable
-        from airflow.hooks.base import BaseHook
+    """The Airflow connection, or ValueError naming it. The Task SDK's ``Connection.get`` (what ``BaseHook``
+    uses in Airflow 3): inside a task, and outside one from environment variables and secrets backends."""
+    from airflow.sdk import Connection
 
-        return BaseHook.get_connection(conn_id)
-    except Exception as exc:  # pragma: no cover
-        raise ValueError(f"Airflow connection {conn_id!r} is not defined ({type(exc).__name__})") from None
+    try:
+        return Connection.get(conn_id)
+    except Exception as exc:
+        if type(exc).__name__ == "AirflowNotFoundException":
+            raise ValueError(f"Airflow connection {conn_id!r} is not defined") from None
+        raise ValueError(f"Airflow connection {conn_id!r} could not be read ({type(exc).__name__})") from None
 
 
 def _extra(conn) -> dict:
