@@ -114,6 +114,17 @@ def test_removal_settings_defaults_and_null():
     assert parse_settings({"max_plan_removals": 0, "trash_retention_days": 7}).as_dict()["max_plan_removals"] == 0
 
 
+@pytest.mark.parametrize("name", ["../x", "a/b", "", "x y", "a" * 141, None])
+def test_the_trash_is_outside_what_the_cdn_serves_and_takes_only_safe_names(name):
+    assert not keys.TRASH_PREFIX.startswith(keys.PLANS_PREFIX) and keys.TRASH_PREFIX != keys.STATE_PREFIX
+    assert keys.trash_prefix(P1, "20260514T020304Z") == "_memora_cdn_trash/PLAN-2026-0001/20260514T020304Z/"
+    with pytest.raises(keys.UnsafeName):
+        keys.trash_prefix(name)
+    if name is not None:  # no stamp: the plan's whole trash folder
+        with pytest.raises(keys.UnsafeName):
+            keys.trash_prefix(P1, name)
+
+
 # -- with the services ----------------------------------------------------------------------------------------
 
 def execute(db, sql, *params):

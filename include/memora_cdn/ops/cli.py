@@ -488,7 +488,7 @@ def cmd_verify(ctx: Context, args: argparse.Namespace) -> int:
         for plan_id in strays:
             differing += 1
             print(f"{plan_id}: not in the database but its folder plans/{plan_id}/ is in the bucket "
-                  "(the nightly full rebuild removes it)")
+                  "(the nightly full rebuild removes it, within the removal guard; see remove-plans)")
     print(f"{consistent} consistent, {differing} with differences")
     return EXIT_DIFFERENCES if differing else EXIT_OK
 
