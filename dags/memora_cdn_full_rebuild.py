@@ -4,6 +4,13 @@ Each plan's changes are purged from the CDN as soon as they are uploaded; the pu
 folders of deleted plans and whatever a build could not purge.
 
 A manual run may be limited to some plans: trigger it with the `plans` param (a list of plan names).
+
+Plans that the database no longer lists (deleted or unpublished) are removed only within the removal
+guard: when the database lists no plans at all, or more would go than `max_plan_removals` allows, the
+`remove_deleted_plans` task removes nothing and fails, saying what and why, until an operator confirms
+with the `confirm_removals` param. Removed plans are kept under the bucket's private `_memora_cdn_trash/`
+prefix for `trash_retention_days` (`python -m memora_cdn restore PLAN`); `purge_expired_trash` deletes
+older copies.
 """
 from __future__ import annotations
 
@@ -25,6 +32,14 @@ from memora_cdn.orchestration.defaults import BUILD_POOL, DAG_ARGS
             items={"type": "string"},
             title="Plans",
             description="Plan names to rebuild, one per line. Leave empty to rebuild every plan and remove deleted plans.",
+        ),
+        "confirm_removals": Param(
+            False,
+            type="boolean",
+            title="Confirm removals",
+            description="Remove every plan folder that the database does not list, even when the removal guard "
+                        "would refuse (the database lists no plans, or more than max_plan_removals would go). "
+                        "Removed plans stay restorable for trash_retention_days. Ignored when Plans is set.",
         ),
     },
 )
@@ -52,9 +67,23 @@ def memora_cdn_full_rebuild():
         from memora_cdn.orchestration.tasks import remove_deleted_plans
 
         ctx = get_current_context()
-        if ctx["params"].get("plans"):
+        params = ctx["params"]
+        if params.get("plans"):
             return []  # a limited run removes only the listed plans that no longer exist (the build does)
-        return remove_deleted_plans(published=ctx["outlet_events"][PLAN_PUBLISHED])
+        return remove_deleted_plans(confirmed=params.get("confirm_removals") is True,
+                                    published=ctx["outlet_events"][PLAN_PUBLISHED])
+
+    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
+    def removal_refused() -> None:
+        """Fails the run when the removal step failed (the purge, the other leaf below it, succeeds by design)."""
+        raise RuntimeError("remove_deleted_plans failed: see its log (a refused removal says what it would have "
+                           "removed and why; confirm with the confirm_removals param)")
+
+    @task
+    def purge_expired_trash() -> dict:
+        from memora_cdn.orchestration.tasks import purge_expired_trash
+
+        return purge_expired_trash()
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def purge(built, removed) -> dict | None:
@@ -67,6 +96,8 @@ def memora_cdn_full_rebuild():
     removed = remove_deleted_plans()
     groups >> removed
     purge(built, removed)
+    removed >> removal_refused()
+    purge_expired_trash()
 
 
 memora_cdn_full_rebuild()

@@ -70,7 +70,7 @@ def test_dags_import_cleanly_and_follow_the_house_rules(airflow_home):
     bag = dagbag(airflow_home)
     assert bag["errors"] == {}
     dag = bag["dags"]["memora_cdn_full_rebuild"]
-    assert dag["catchup"] is False and dag["max_active_runs"] == 1 and dag["params"] == ["plans"]
+    assert dag["catchup"] is False and dag["max_active_runs"] == 1 and dag["params"] == ["plans", "confirm_removals"]
     assert dag["schedule"] == "0 2 * * *"
     build = dag["tasks"]["build"]
     assert build["retries"] == 3 and build["backoff"] == 2.0

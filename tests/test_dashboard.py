@@ -427,3 +427,35 @@ def test_the_dashboard_in_chromium_shows_a_dead_letter_and_retry_clears_it(airfl
     assert not registry.redis.hexists(DEAD_LETTER, P2)
     assert P2 in registry.pending()
     assert chromium.find_element(By.ID, "dead-count").text == "1"  # P1's is still there
+
+
+def test_a_refused_removal_shows_on_the_dashboard(airflow, stack, registry, served, chromium):
+    """What the removal guard refused (engine.removal), as the API and the page show it, until it is cleared."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from memora_cdn.engine.removal import decide_removals
+    from memora_cdn.tracking import removals as removal_record
+
+    decision = decide_removals([P1, P2, "PLAN-2026-0099"], listed_plans=0, published=3,
+                               max_plan_removals=None)
+    removal_record.record_refusal(registry, "nightly", decision)
+    removal_record.hold(registry, [P2])
+    status = airflow.client.get("/memora-cdn/api/status", headers=airflow.auth()).json()
+    [refused] = status["removal_refused"]
+    assert refused["source"] == "nightly" and refused["count"] == 3 and P1 in refused["plans"]
+    assert "the database lists no plans at all" in refused["reason"] and status["removals_held"] == [P2]
+
+    chromium.get(served + "/memora-cdn/no-such-page")
+    chromium.add_cookie({"name": "_token", "value": airflow.admin, "path": "/"})
+    chromium.get(served + "/memora-cdn/")
+    wait = WebDriverWait(chromium, 15)
+    wait.until(lambda d: d.find_element(By.ID, "removals").is_displayed())
+    section = chromium.find_element(By.ID, "removals").text
+    assert "memora_cdn_full_rebuild" in section and P1 in section and "the database lists no plans at all" in section
+    assert "confirm_removals" in section and f"held by sync runs (kept, not removed): {P2}" in section
+
+    removal_record.clear_refusal(registry, "nightly")
+    removal_record.release_held(registry, [P2])
+    chromium.find_element(By.ID, "refresh").click()
+    wait.until(lambda d: not d.find_element(By.ID, "removals").is_displayed())

@@ -41,6 +41,10 @@ class Settings:
     purge_prefix_threshold: int = 500
     lock_ttl_seconds: int = 300
     cache_control: str = "public, max-age=60, stale-while-revalidate=30"
+    # Removal guard (docs/removals.md): most plans one run may remove without an operator's confirmation;
+    # None = 10% of the plans on the CDN, at least 5 (`engine.removal.removal_limit`). 0 = confirm every removal.
+    max_plan_removals: int | None = None
+    trash_retention_days: int = 30  # removed plans stay restorable under _memora_cdn_trash/ this long
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -56,7 +60,11 @@ _INT_RANGES = {
     "purge_files_per_request": (1, 500),
     "purge_prefix_threshold": (1, 100_000),
     "lock_ttl_seconds": (30, 300),
+    "max_plan_removals": (0, 100_000),
+    "trash_retention_days": (1, 3650),
 }
+# integer settings that may also be null (meaning: the documented default rule)
+_NULLABLE = {"max_plan_removals"}
 
 
 def _url(key: str, value: str) -> str:
@@ -86,7 +94,9 @@ def parse_settings(raw: str | Mapping[str, Any] | None) -> Settings:
 
     values: dict[str, Any] = {}
     for key, value in data.items():
-        if key in _INT_RANGES:
+        if key in _NULLABLE and value is None:
+            pass
+        elif key in _INT_RANGES:
             lo, hi = _INT_RANGES[key]
             if isinstance(value, bool) or not isinstance(value, int):
                 raise SettingsError(f"memora_cdn_settings.{key}: expected an integer, got {value!r}")

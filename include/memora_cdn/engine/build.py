@@ -10,7 +10,7 @@ from typing import Any
 
 from memora_cdn.engine import keys
 from memora_cdn.engine.media import MediaSigner, s3_presigner
-from memora_cdn.engine.publish import list_prefix, publish, read_state, reconcile, recorded_files, remove_plan
+from memora_cdn.engine.publish import list_prefix, publish, read_state, reconcile, recorded_files
 from memora_cdn.engine.read import read_plan
 from memora_cdn.engine.render import render_plan
 from memora_cdn.engine.resolve import resolve_plan
@@ -79,8 +79,7 @@ def build_plan(plan_id: str, *, db, s3, settings: Settings, now: datetime | None
         listing = background.submit(timed, "list", list_prefix, s3, settings.bucket, keys.plan_prefix(plan_id))
         content = timed("read", read_plan, db, plan_id)
         if not content.exists:
-            deleted = remove_plan(s3, settings.bucket, plan_id, listing.result())
-            log.info("plan %s does not exist: removed %d file(s)", plan_id, len(deleted))
+            deleted = _remove_gone_plan(plan_id, listing.result(), db=db, s3=s3, settings=settings)
             return BuildResult(plan_id, "removed", deleted=deleted, queries=content.queries,
                                seconds=round(time.monotonic() - started, 3), phases=phases)
         recorded = timed("read_state", read_state, s3, settings.bucket, plan_id)
@@ -129,6 +128,21 @@ def build_plan(plan_id: str, *, db, s3, settings: Settings, now: datetime | None
              len(result.deleted), len(problems), result.queries, result.seconds,
              ", ".join(f"{phase} {seconds:.2f}s" for phase, seconds in phases.items()))
     return result
+
+
+def _remove_gone_plan(plan_id: str, listed: dict[str, str], *, db, s3, settings: Settings) -> list[str]:
+    """A plan the database does not list: its folder goes to the trash, if the removal guard allows it
+    (it refuses when the database lists no plans at all, or when max_plan_removals is 0): `RemovalRefused`."""
+    from memora_cdn.engine.removal import judge, remove_plans
+
+    if not listed and not list_prefix(s3, settings.bucket, keys.state_key(plan_id)):
+        log.info("plan %s does not exist and has no files: nothing to remove", plan_id)
+        return []
+    decision = judge(db, s3, settings, [plan_id])
+    deleted = remove_plans(s3, settings, decision, reason="not listed by the database (deleted or unpublished)",
+                           listings={plan_id: listed})[plan_id]
+    log.info("plan %s does not exist: removed %d file(s)", plan_id, len(deleted))
+    return deleted
 
 
 def build_plan_locked(plan_id: str, *, registry: Registry | None, db, s3, settings: Settings) -> BuildResult:

@@ -1,7 +1,8 @@
 """Bucket keys. Every key is derived here, and only from names that passed `is_safe_name`.
 
 Layout (SPEC §3): everything a plan publishes lives under `plans/{plan_id}/`. The exporter's own
-bookkeeping (`state/{plan_id}.json`) lives outside `plans/`, so the CDN never serves it.
+bookkeeping (`_memora_cdn_state/{plan_id}.json`) and the removed plans kept for a restore
+(`_memora_cdn_trash/{plan_id}/{stamp}/...`) live outside `plans/`, so the CDN never serves them.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 
 PLANS_PREFIX = "plans/"
 STATE_PREFIX = "_memora_cdn_state/"
+TRASH_PREFIX = "_memora_cdn_trash/"
 MAX_NAME_LENGTH = 140  # Frappe's varchar(140) primary key
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -69,6 +71,12 @@ def search_shard_key(plan_id: str, subject_id: str, part: int = 1) -> str:
 
 def state_key(plan_id: str) -> str:
     return f"{STATE_PREFIX}{check_name(plan_id, 'plan')}.json"
+
+
+def trash_prefix(plan_id: str, stamp: str | None = None) -> str:
+    """`_memora_cdn_trash/{plan}/` or, with a stamp (`20260514T020000Z`), one trashed copy's prefix."""
+    prefix = f"{TRASH_PREFIX}{check_name(plan_id, 'plan')}/"
+    return prefix if stamp is None else f"{prefix}{check_name(stamp, 'trash stamp')}/"
 
 
 def plan_of_key(key: str) -> str | None:

@@ -189,11 +189,3 @@ def _state_changed(state: BucketState, new_state: dict[str, Any]) -> bool:
         return True
     return state.signatures != new_state["signatures"]
 
-
-def remove_plan(client, bucket: str, plan_id: str, listed: Iterable[str] | None = None) -> list[str]:
-    """Delete a plan's whole `plans/{plan_id}/` prefix (as `listed`, or listed now) and its state object."""
-    if listed is None:
-        listed = list_prefix(client, bucket, keys.plan_prefix(plan_id))
-    deleted = delete_keys(client, bucket, listed)
-    client.delete_object(Bucket=bucket, Key=keys.state_key(plan_id))
-    return deleted

@@ -47,7 +47,11 @@ examples:
   python -m memora_cdn verify --all                    # exit 1 when the bucket differs from the database
   python -m memora_cdn dead-letter list
   python -m memora_cdn dead-letter retry PLAN-2026-0001
-  python -m memora_cdn sync-log --plan PLAN-2026-0001 --status Failed --limit 20"""
+  python -m memora_cdn sync-log --plan PLAN-2026-0001 --status Failed --limit 20
+  python -m memora_cdn remove-plans --all              # dry run: what the removal guard holds back, and why
+  python -m memora_cdn remove-plans --confirm PLAN-2026-0007
+  python -m memora_cdn trash                           # removed plans kept for a restore
+  python -m memora_cdn restore PLAN-2026-0007 [--at 20260514T020304Z]"""
 
 
 class Unavailable(RuntimeError):
@@ -289,6 +293,15 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     out.write(f"Edit to CDN:          median {shown(lat['median_seconds_last_hour'])}, worst "
               f"{shown(lat['max_seconds_last_hour'])} over {lat['builds_last_hour']} build(s) in the last hour; "
               f"oldest pending change {shown(lat['oldest_pending_seconds'])}\n")
+    for refusal in figures["removal_refused"]:
+        run = "memora_cdn_full_rebuild" if refusal.get("source") == "nightly" else "memora_cdn_sync"
+        out.write(f"\nREMOVAL REFUSED by {run} at {refusal.get('refused_at')}: {refusal.get('count')} plan(s): "
+                  f"{_cut(', '.join(refusal.get('plans') or []), 200)}\n  why not: {refusal.get('reason')}\n")
+    if figures["removals_held"]:
+        out.write(f"\nHeld by sync runs (kept, not removed): {_cut(', '.join(figures['removals_held']), 200)}\n")
+    if figures["removal_refused"] or figures["removals_held"]:
+        out.write("  confirm: python -m memora_cdn remove-plans --confirm PLAN... (or --all), or trigger "
+                  "memora_cdn_full_rebuild with confirm_removals=true\n")
     if figures["claimed"]:
         out.write("\nClaimed now\n")
         table([(c["run"], c["since"] or "", _cut(", ".join(c["plans"]), 80)) for c in figures["claimed"]],
@@ -479,9 +492,125 @@ def cmd_verify(ctx: Context, args: argparse.Namespace) -> int:
         for plan_id in strays:
             differing += 1
             print(f"{plan_id}: not in the database but its folder plans/{plan_id}/ is in the bucket "
-                  "(the nightly full rebuild removes it)")
+                  "(the nightly full rebuild removes it, within the removal guard; see remove-plans)")
     print(f"{consistent} consistent, {differing} with differences")
     return EXIT_DIFFERENCES if differing else EXIT_OK
+
+
+def cmd_remove_plans(ctx: Context, args: argparse.Namespace) -> int:
+    """Remove plan folders that the database does not list, as an operator's confirmation of the removal guard."""
+    from memora_cdn.engine import keys
+    from memora_cdn.engine.publish import list_prefix, list_published_plans
+    from memora_cdn.engine.read import existing_plans, list_plans
+    from memora_cdn.engine.removal import judge, remove_plans
+    from memora_cdn.ops import status as ops_status
+    from memora_cdn.tracking import removals as removal_record
+
+    settings, db, s3 = ctx.settings, ctx.db, ctx.s3
+    if args.all and args.plans:
+        raise ops_status.InvalidRequest("give plan names or --all, not both")
+    listed = list_plans(db)
+    on_cdn = list_published_plans(s3, settings.bucket)
+    if args.all:
+        plans = sorted(p for p in on_cdn - set(listed) if keys.is_safe_name(p))
+    elif args.plans:
+        plans = ops_status._check_plan_names(args.plans)
+        still = sorted(existing_plans(db, plans))
+        if still:
+            raise ops_status.InvalidRequest(f"the database lists {', '.join(still[:10])}: a build would publish it "
+                                            "again (delete or unpublish the plan first)")
+        missing = [p for p in plans if not list_prefix(s3, settings.bucket, keys.plan_prefix(p))]
+        if missing:
+            raise ops_status.UnknownPlan(f"no files under plans/{{plan}}/ for: {', '.join(missing[:10])}")
+    else:
+        raise ops_status.InvalidRequest("give at least one plan name, or --all")
+    if not plans:
+        print("nothing to remove: every plan folder on the CDN is listed by the database")
+        return EXIT_OK
+    guard = judge(db, s3, settings, plans, listed_plans=len(listed), published=len(on_cdn))
+    if not args.confirm:
+        print(f"would remove {len(plans)} plan(s): {_cut(', '.join(plans), 400)}")
+        print("the removal guard would refuse this in a run: " + guard.why() if guard.refused
+              else "the removal guard would allow this in a run")
+        print("dry run: nothing removed; add --confirm to remove them (they stay restorable for "
+              f"{settings.trash_retention_days} days: restore PLAN)")
+        return EXIT_OK
+    decision = judge(db, s3, settings, plans, confirmed=True, listed_plans=len(listed), published=len(on_cdn))
+    removed = remove_plans(s3, settings, decision, reason="removed by an operator (remove-plans --confirm)")
+    for plan_id, files in sorted(removed.items()):
+        print(f"{plan_id}: moved {len(files)} file(s) to {keys.trash_prefix(plan_id)} (restore {plan_id})")
+    registry = _registry_or_warn(ctx)
+    if registry is not None:
+        removal_record.release_held(registry, list(removed))
+        if args.all:
+            removal_record.clear_refusal(registry, "nightly")
+    purge_failed = False
+    if not args.no_purge:
+        purge_failed = not _purge(settings, [{"plan_id": p, "purge_keys": [], "purge_prefix": True} for p in removed])
+    print(f"{len(removed)} plan(s) removed")
+    return EXIT_DIFFERENCES if purge_failed else EXIT_OK
+
+
+def _registry_or_warn(ctx: Context):
+    try:
+        registry = ctx.optional_registry()
+    except Unavailable as exc:
+        print(f"warning: {exc}", file=sys.stderr)
+        return None
+    if registry is None:
+        print("warning: Redis is not configured: the dashboard's removal records are not updated", file=sys.stderr)
+    return registry
+
+
+def cmd_restore(ctx: Context, args: argparse.Namespace) -> int:
+    """Copy a removed plan back from the trash byte for byte, then purge the CDN for its URLs."""
+    from memora_cdn.engine.read import existing_plans
+    from memora_cdn.engine.trash import TrashError, restore_plan
+    from memora_cdn.ops import status as ops_status
+
+    settings, s3 = ctx.settings, ctx.s3
+    plan_id = ops_status.check_plan_name(args.plan)
+    try:
+        copy, files = restore_plan(s3, settings.bucket, plan_id, at=args.at, concurrency=settings.upload_concurrency)
+    except TrashError as exc:
+        raise ops_status.UnknownPlan(str(exc)) from None
+    print(f"{plan_id}: restored {len(files)} file(s) from the copy trashed at {copy.stamp}"
+          + (f" ({copy.reason})" if copy.reason else ""))
+    if plan_id in existing_plans(ctx.db, [plan_id]):
+        registry = _registry_or_warn(ctx)
+        if registry is not None:
+            registry.mark([plan_id])  # its next build renews signed media URLs that expired meanwhile
+            print(f"{plan_id}: marked pending: the next sync run brings it up to date with the database")
+    else:
+        print(f"warning: the database does not list {plan_id}: the next nightly run counts it as a removal again "
+              "(within the removal guard)", file=sys.stderr)
+    purge_failed = False
+    if not args.no_purge:
+        purge_failed = not _purge(settings, [{"plan_id": plan_id, "purge_keys": [] if len(files) > settings.purge_prefix_threshold else files,
+                                              "purge_prefix": len(files) > settings.purge_prefix_threshold}])
+    return EXIT_DIFFERENCES if purge_failed else EXIT_OK
+
+
+def cmd_trash(ctx: Context, args: argparse.Namespace) -> int:
+    """Removed plans kept for a restore: plan, stamp, files, why, when it expires."""
+    from datetime import timedelta
+
+    from memora_cdn.engine.trash import trashed_copies, trashed_plans
+    from memora_cdn.ops import status as ops_status
+
+    settings, s3 = ctx.settings, ctx.s3
+    plans = [ops_status.check_plan_name(args.plan)] if args.plan else trashed_plans(s3, settings.bucket)
+    copies = [c.as_dict() | {"expires": (c.trashed_at + timedelta(days=settings.trash_retention_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                             if c.trashed_at else None}
+              for plan_id in plans for c in trashed_copies(s3, settings.bucket, plan_id)]
+    if args.json:
+        _json(copies)
+    elif not copies:
+        print("the trash is empty" if not args.plan else f"no trashed copy of {args.plan}")
+    else:
+        table([(c["plan_id"], c["stamp"], c["files"] if c["complete"] else "incomplete", c["expires"] or "",
+                _cut(c["reason"] or "", 60)) for c in copies], ("PLAN", "STAMP (--at)", "FILES", "EXPIRES", "REASON"))
+    return EXIT_OK
 
 
 def cmd_dead_letter(ctx: Context, args: argparse.Namespace) -> int:
@@ -556,6 +685,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-lines", type=int, default=20, help="differences shown per plan (default 20)")
     p.add_argument("--verbose", action="store_true", help="show every difference")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("remove-plans", help="remove plan folders the database does not list (confirms the removal "
+                       "guard); a dry run without --confirm")
+    p.add_argument("plans", nargs="*", metavar="PLAN")
+    p.add_argument("--all", action="store_true", help="every plan folder on the CDN that the database does not list")
+    p.add_argument("--confirm", action="store_true", help="really remove them (to the trash, restorable)")
+    p.add_argument("--no-purge", action="store_true", help="do not purge the CDN afterwards")
+    p.set_defaults(func=cmd_remove_plans)
+
+    p = sub.add_parser("restore", help="copy a removed plan back from the trash, byte for byte, and purge its URLs")
+    p.add_argument("plan", metavar="PLAN")
+    p.add_argument("--at", metavar="STAMP", help="which trashed copy (a stamp from `trash`, or its start); default "
+                   "the newest")
+    p.add_argument("--no-purge", action="store_true", help="do not purge the CDN afterwards")
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("trash", help="removed plans kept for a restore, and when they expire")
+    p.add_argument("plan", nargs="?", metavar="PLAN")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_trash)
 
     p = sub.add_parser("dead-letter", help="plans that failed all retries: list, or retry PLAN...")
     p.add_argument("action", choices=("list", "retry"))

@@ -198,12 +198,17 @@ def last_successes(db, now: datetime | None = None, overdue_after: timedelta = O
 
 def status(registry: Registry, db, now: datetime | None = None) -> dict[str, Any]:
     """Everything the dashboard's first screen and `cli status` show."""
+    from memora_cdn.tracking import removals as removal_record
+
     plans = last_successes(db, now)
     return {
         "generated_at": iso(_utc_naive(now)),
         "pending_plans": registry.pending_count(),
         "claimed": claimed(registry),
         "dead_letter": dead_letters(registry),
+        # refused removals (engine.removal): what a run would have removed, why not, and how to confirm
+        "removal_refused": removal_record.refusals(registry),
+        "removals_held": removal_record.held(registry),
         "recent_failures": recent_failures(db, now),
         "last_success": plans,
         "overdue_plans": sum(1 for p in plans if p["overdue"]),

@@ -30,6 +30,9 @@ DEFAULT_ARGS = {
     "retry_policy": ExceptionRetryPolicy(rules=[
         RetryRule(exception="memora_cdn.settings.SettingsError", action=RetryAction.FAIL,
                   reason="memora_cdn_settings is invalid; fix the Variable and clear the task"),
+        # A refused removal waits for an operator (or a database that lists its plans again), not for a retry.
+        RetryRule(exception="memora_cdn.engine.removal.RemovalRefused", action=RetryAction.FAIL,
+                  reason="the removal guard refused; see the message, confirm with confirm_removals"),
     ]),
 }
 

@@ -13,7 +13,7 @@ from memora_cdn.engine.build import build_plan_locked
 from memora_cdn.orchestration.assets import announce
 from memora_cdn.orchestration.connections import mysql_connection, registry, s3_client
 from memora_cdn.tracking.registry import PlanLocked
-from memora_cdn.engine.publish import list_published_plans, remove_plan
+from memora_cdn.engine.publish import list_published_plans
 from memora_cdn.engine.read import find_orphans, list_plans
 from memora_cdn.settings import load_settings
 
@@ -102,9 +102,15 @@ def build_plans(plan_ids: list[str], published=None) -> list[dict[str, Any]]:
     return summaries
 
 
-def remove_deleted_plans(published=None) -> list[str]:
-    """Remove the folders of plans that are in the bucket but no longer in the database; each removal adds an
-    asset event to `published` (as `build_plans`)."""
+def remove_deleted_plans(confirmed: bool = False, published=None) -> list[str]:
+    """Remove the folders of plans that are in the bucket but that the database does not list (deleted or
+    unpublished), through the removal guard: a refusal removes nothing, is recorded for the dashboard and
+    raises `RemovalRefused` (the task fails, not retried). `confirmed` (the run's `confirm_removals` param)
+    is an operator's confirmation. Removed plans go to the trash, restorable for `trash_retention_days`. Each
+    removal adds an asset event to `published` (as `build_plans`)."""
+    from memora_cdn.engine.removal import RemovalRefused, decide_removals, remove_plans
+    from memora_cdn.tracking import removals as removal_record
+
     settings = load_settings()
     s3 = s3_client(settings)
     db = mysql_connection()
@@ -112,17 +118,51 @@ def remove_deleted_plans(published=None) -> list[str]:
         in_db = set(list_plans(db))
     finally:
         db.close()
-    removed = []
-    for plan_id in sorted(list_published_plans(s3, settings.bucket) - in_db):
+    on_cdn = list_published_plans(s3, settings.bucket)
+    candidates = []
+    for plan_id in sorted(on_cdn - in_db):
         if not keys.is_safe_name(plan_id):
             log.warning("bucket folder plans/%s/ is not a plan name; left alone", plan_id)
             continue
-        deleted = remove_plan(s3, settings.bucket, plan_id)
-        log.info("plan %s no longer exists: removed its %d file(s)", plan_id, len(deleted))
-        removed.append(plan_id)
-        announce(published, settings.bucket, {"plan_id": plan_id, "status": "removed", "files_deleted": len(deleted),
-                                              "purge_keys": [], "purge_prefix": True})
+        candidates.append(plan_id)
+    decision = decide_removals(candidates, listed_plans=len(in_db), published=len(on_cdn),
+                               max_plan_removals=settings.max_plan_removals, confirmed=confirmed)
+    plan_registry = registry(required=False)
+
+    def record(step, what: str) -> None:  # the verdict stands even when Redis cannot take the record
+        if plan_registry is None:
+            return
+        try:
+            step()
+        except Exception as exc:
+            log.warning("could not %s in Redis (%s: %s)", what, type(exc).__name__, exc)
+
+    if decision.refused:
+        record(lambda: removal_record.record_refusal(plan_registry, "nightly", decision), "record the refusal")
+        raise RemovalRefused(decision)
+    if confirmed and candidates:
+        log.warning("removals confirmed by the run's confirm_removals param: %s", decision.named())
+    trashed = remove_plans(s3, settings, decision, reason="not listed by the database (deleted or unpublished)")
+    removed = sorted(trashed)
+    for plan_id in removed:
+        announce(published, settings.bucket, {"plan_id": plan_id, "status": "removed",
+                                              "files_deleted": len(trashed[plan_id]), "purge_keys": [],
+                                              "purge_prefix": True})
+    record(lambda: removal_record.clear_refusal(plan_registry, "nightly"), "clear the last refusal")
+    # held by sync runs: the ones removed now are done, the ones the database lists again are rebuilt tonight
+    record(lambda: removal_record.release_held(
+        plan_registry, [p for p in removal_record.held(plan_registry) if p in in_db or p in removed]),
+        "release held plans")
+    log.info("removed %d plan(s) that the database does not list: %s", len(removed), decision.named() or "none")
     return removed
+
+
+def purge_expired_trash() -> dict[str, Any]:
+    """The nightly step that deletes removed plans' trashed copies older than `trash_retention_days`."""
+    from memora_cdn.engine.trash import purge_expired
+
+    settings = load_settings()
+    return purge_expired(s3_client(settings), settings.bucket, settings.trash_retention_days)
 
 
 def full_rebuild_purge(built, removed) -> dict[str, Any] | None:

@@ -59,7 +59,8 @@ def claim_batch(registry: Registry, db, s3, settings: Settings, run_id: str, tri
 
     Names that are not plans are refused (reported, dropped from the claim, never made into keys).
     A name that is no longer in the database but still has files is a deleted plan: it is claimed,
-    and its build removes the folder.
+    and its build removes the folder, if the removal guard allows (`engine.removal`); when it refuses
+    (the database lists no plans, or too many removals at once) those plans are held, not claimed.
     """
     abandoned = sync_log.sweep_abandoned(db)
     if abandoned:
@@ -75,14 +76,21 @@ def claim_batch(registry: Registry, db, s3, settings: Settings, run_id: str, tri
     batch = ClaimedBatch(recovered=claim.recovered, drained=len(fallback) + len(retries))
     safe = [name for name in claim.plans if keys.is_safe_name(name)]
     in_db = existing_plans(db, safe)
+    removals = []  # gone from the database but still on the CDN: removed by their build, if the guard allows
     for name in claim.plans:
         if name in in_db or (keys.is_safe_name(name) and _has_files(s3, settings.bucket, name)):
+            if name not in in_db:
+                removals.append(name)
             batch.plans.append({"plan_id": name, "triggered_by": "Fallback Recovery" if name in fallback else triggered_by,
                                 "pending_since": claim.pending_since.get(name)})
             continue
         reason = "not a valid plan name" if not keys.is_safe_name(name) else "no such plan"
         batch.refused.append(f"{_describe(name)}: {reason}")
         registry.release(run_id, name)
+    if removals:
+        held = _guard_removals(registry, db, s3, settings, run_id, removals)
+        batch.plans = [p for p in batch.plans if p["plan_id"] not in held]
+    _requeue_held_plans_that_are_back(registry, db)
     for refusal in batch.refused[:MAX_REPORTED_REFUSALS]:
         log.warning("refused pending entry %s", refusal)
     if len(batch.refused) > MAX_REPORTED_REFUSALS:
@@ -90,6 +98,37 @@ def claim_batch(registry: Registry, db, s3, settings: Settings, run_id: str, tri
     log.info("claimed %d plan(s) (%d recovered from earlier runs, %d drained from the sync log), refused %d",
              len(batch.plans), batch.recovered, batch.drained, len(batch.refused))
     return batch
+
+
+def _guard_removals(registry: Registry, db, s3, settings: Settings, run_id: str, removals: list[str]) -> set[str]:
+    """The removal guard over the claimed plans this run would remove. Refused: they leave the claim for the
+    held set (never dropped, never removed; see `tracking.removals`), the refusal is recorded for the
+    dashboard, and the run goes on with its other plans. Returns the held plans."""
+    from memora_cdn.engine.removal import judge
+    from memora_cdn.tracking import removals as removal_record
+
+    decision = judge(db, s3, settings, removals)
+    if not decision.refused:
+        return set()
+    removal_record.hold(registry, decision.candidates)
+    for name in decision.candidates:
+        registry.release(run_id, name)
+    removal_record.record_refusal(registry, "sync", decision)
+    log.error("sync: %s The plans are held (cdn_export:removals_held), not dropped.", decision.message())
+    return set(decision.candidates)
+
+
+def _requeue_held_plans_that_are_back(registry: Registry, db) -> None:
+    """Held plans that the database lists again (the restore finished) go back to pending: they are rebuilt."""
+    from memora_cdn.tracking import removals as removal_record
+
+    held = removal_record.held(registry)
+    if not held:
+        return
+    back = sorted(existing_plans(db, [p for p in held if keys.is_safe_name(p)]))
+    if back:
+        removal_record.release_held(registry, back, requeue=True)
+        log.info("%d held plan(s) are in the database again and are pending again: %s", len(back), ", ".join(back[:20]))
 
 
 def _has_files(s3, bucket: str, plan_id: str) -> bool:
