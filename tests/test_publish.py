@@ -21,9 +21,9 @@ CONTRACTS = Path(__file__).resolve().parents[2] / "shared" / "contracts"
 
 
 @pytest.fixture
-def demo_db(content_db):
+def demo_db(content_db, content_version):
     name, conn = content_db
-    demo.load(conn, demo.generate(demo.DemoScale()))
+    demo.load(conn, demo.generate(demo.DemoScale(), version=content_version))
     return name, conn
 
 

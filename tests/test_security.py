@@ -39,9 +39,9 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 
 @pytest.fixture
-def demo_db(content_db, settings):
+def demo_db(content_db, content_version, settings):
     name, conn = content_db
-    demo.load(conn, demo.generate(demo.DemoScale(), media_bucket=settings.media_bucket))
+    demo.load(conn, demo.generate(demo.DemoScale(), media_bucket=settings.media_bucket, version=content_version))
     return SimpleNamespace(name=name, conn=conn)
 
 
