@@ -151,7 +151,7 @@ def test_a_subject_too_big_for_one_shard_is_split_under_100kb():
     shards = [f for f in r.files if f.kind == "search_shard"]
     assert len(shards) >= 2
     assert all(len(f.body) <= SHARD_MAX_BYTES for f in shards)
-    assert [f.key for f in shards][:2] == ["plans/P1/search/S0.json", "plans/P1/search/S0~2.json"]
+    assert [f.key for f in shards][:2] == ["plans/P1/search/S0.json", "plans/P1/search/S0~p2.json"]
     index = orjson.loads(next(f for f in r.files if f.kind == "search_index").body)
     assert len(index["shards"]) == len(shards) and sum(s["lesson_count"] for s in index["shards"]) == 1200
     lessons = [e["lesson_id"] for f in shards for e in orjson.loads(f.body)["entries"]]
