@@ -357,22 +357,22 @@ def test_mark_changed_of_a_moved_and_then_deleted_lesson(tree, redis13):
     assert pending(redis13) == {"P3"}
 
 
-def test_unsafe_plan_names_are_reported_not_queued(tree, redis13, caplog):
+def test_plan_names_frappe_allows_are_queued_and_non_names_reported_not_queued(tree, redis13, caplog):
     for n, plan in enumerate(("bad/plan", "../escape", "ok-plan.2"), start=1):
         insert(tree, "Memora Academic Plan", plan, title=plan)
         insert(tree, "Memora Plan Subject", f"PSX{n}", parent=plan, parentfield="subjects",
                parenttype="Memora Academic Plan", subject="S1")
     tree.commit()
     assert affected_plans(tree, "Memora Lesson", "L1") == {"P1", "P2", "bad/plan", "../escape", "ok-plan.2"}
+    marked = mark_changed("Memora Lesson", "L1", db=tree, redis=redis13)
+    assert marked == {"P1", "P2", "bad/plan", "../escape", "ok-plan.2"}  # keys encode any Frappe name
+    assert pending(redis13) == marked
+    # a name no Frappe document can have (over 140 characters) changed directly: reported, nothing queued
+    long = "x" * 141
     with caplog.at_level(logging.WARNING, logger="memora_cdn_producer"):
-        marked = mark_changed("Memora Lesson", "L1", db=tree, redis=redis13)
-    assert marked == {"P1", "P2", "ok-plan.2"}
-    assert pending(redis13) == {"P1", "P2", "ok-plan.2"}
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "'bad/plan'" in warnings[0] and "'../escape'" in warnings[0]
-    # an unsafe plan changed directly: nothing queued, nothing raised
-    assert mark_changed("Memora Academic Plan", "../escape", db=tree, redis=redis13) == set()
-    assert pending(redis13) == {"P1", "P2", "ok-plan.2"}
+        assert mark_changed("Memora Academic Plan", long, db=tree, redis=redis13) == set()
+    assert any(repr(long) in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert pending(redis13) == marked
 
 
 def test_redis_down_writes_one_fallback_row_per_plan(tree, caplog):
