@@ -80,7 +80,8 @@ def build_plan(plan_id: str, *, db, s3, settings: Settings, now: datetime | None
         content = timed("read", read_plan, db, plan_id)
         if not content.exists:
             deleted = remove_plan(s3, settings.bucket, plan_id, listing.result())
-            log.info("plan %s does not exist: removed %d file(s)", plan_id, len(deleted))
+            log.info("plan %s %s: removed %d file(s)", plan_id,
+                     "is unpublished" if content.unpublished else "does not exist", len(deleted))
             return BuildResult(plan_id, "removed", deleted=deleted, queries=content.queries,
                                seconds=round(time.monotonic() - started, 3), phases=phases)
         recorded = timed("read_state", read_state, s3, settings.bucket, plan_id)
