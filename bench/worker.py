@@ -93,7 +93,7 @@ def mode_floor(spec: dict[str, Any]) -> dict[str, Any]:
     import orjson
 
     from memora_cdn.engine import keys
-    from memora_cdn.engine import read
+    from memora_cdn.engine import doctypes as dt
     from memora_cdn.engine.publish import CONTENT_TYPE
 
     settings = common.settings_for(spec["dest_bucket"])
@@ -116,16 +116,17 @@ def mode_floor(spec: dict[str, Any]) -> dict[str, Any]:
     calls.reset()
 
     plan = spec["plan"]
+    schema = dt.probe(db)
     statements = [
         ("SELECT `name`, `title`, `season`, `stream`, `grade` FROM `tabMemora Academic Plan` WHERE `name` = %s", (plan,)),
-        (f"SELECT {_plain(read.PLAN_SUBJECT_COLUMNS)} FROM `tabMemora Plan Subject` WHERE `parent` = %s", (plan,)),
-        (f"SELECT {_plain(read.OVERRIDE_COLUMNS)} FROM `tabMemora Plan Override` WHERE `parent` = %s", (plan,)),
-        (f"SELECT {_plain(read.SUBJECT_COLUMNS)} FROM `tabMemora Subject`", ()),
-        (f"SELECT {_plain(read.TRACK_COLUMNS)} FROM `tabMemora Track`", ()),
-        (f"SELECT {_plain(read.UNIT_COLUMNS)} FROM `tabMemora Unit`", ()),
-        (f"SELECT {_plain(read.TOPIC_COLUMNS)} FROM `tabMemora Topic`", ()),
-        (f"SELECT {_plain(read.LESSON_COLUMNS)} FROM `tabMemora Lesson`", ()),
-        (f"SELECT {_plain(read.STAGE_COLUMNS)} FROM `tabMemora Lesson Stage`", ()),
+        (f"SELECT {_plain(schema.columns(dt.PLAN_SUBJECT))} FROM `tabMemora Plan Subject` WHERE `parent` = %s", (plan,)),
+        (f"SELECT {_plain(schema.columns(dt.PLAN_OVERRIDE))} FROM `tabMemora Plan Override` WHERE `parent` = %s", (plan,)),
+        (f"SELECT {_plain(schema.columns(dt.SUBJECT))} FROM `tabMemora Subject`", ()),
+        (f"SELECT {_plain(schema.columns(dt.TRACK))} FROM `tabMemora Track`", ()),
+        (f"SELECT {_plain(schema.columns(dt.UNIT))} FROM `tabMemora Unit`", ()),
+        (f"SELECT {_plain(schema.columns(dt.TOPIC))} FROM `tabMemora Topic`", ()),
+        (f"SELECT {_plain(schema.columns(dt.LESSON))} FROM `tabMemora Lesson`", ()),
+        (f"SELECT {_plain(schema.columns(dt.STAGE))} FROM `tabMemora Lesson Stage`", ()),
     ]
     rss_before = common.peak_rss_mb()
 

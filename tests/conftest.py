@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from memora_cdn.settings import parse_settings
-from tests.support import REDIS_PORT, S3Server, scratch_database
+from tests.support import LATEST_SCHEMA, REDIS_PORT, S3Server, rows_version, scratch_database
 
 
 @pytest.fixture(scope="session")
@@ -32,9 +32,22 @@ def settings(s3):
 
 
 @pytest.fixture
-def content_db():
-    """(database name, connection) of an empty database with the Frappe schema."""
-    with scratch_database() as db:
+def schema_version(request):
+    """The Memora app schema of `content_db`: 008 unless a test parametrizes it (indirect) over
+    `tests.support.SCHEMA_VERSIONS` ("002", "008", "002to008")."""
+    return getattr(request, "param", LATEST_SCHEMA)
+
+
+@pytest.fixture
+def content_version(schema_version):
+    """The app version of the rows to load into `content_db` (`demo.generate(..., version=content_version)`)."""
+    return rows_version(schema_version)
+
+
+@pytest.fixture
+def content_db(schema_version):
+    """(database name, connection) of an empty database with the Frappe schema of `schema_version`."""
+    with scratch_database(version=schema_version) as db:
         yield db
 
 

@@ -44,17 +44,31 @@ def mysql_connect(database: str | None = None):
     return MySQLdb.connect(**kwargs)
 
 
+# The Memora app's schemas the tests run on: its 002 and 008 tables as Frappe builds them from the DocType JSON,
+# and a 002 database migrated to 008 (columns added, none dropped: `Memora Subject.is_public` stays).
+SCHEMA_VERSIONS = ("002", "008", "002to008")
+LATEST_SCHEMA = "008"
+
+
+def rows_version(schema_version: str) -> str:
+    """The app version whose rows a database of `schema_version` holds (a migrated one: the old version's)."""
+    return schema_version.split("to")[0]
+
+
 @contextmanager
-def scratch_database(prefix: str = "memora_t"):
-    """A new, empty database with the Frappe schema; dropped afterwards."""
-    from memora_cdn_demo.content import create_schema
+def scratch_database(prefix: str = "memora_t", version: str = LATEST_SCHEMA):
+    """A new, empty database with the Frappe schema of `version` (see SCHEMA_VERSIONS); dropped afterwards."""
+    from memora_cdn_demo.content import create_schema, migrate_schema
 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = mysql_connect()
     admin.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     conn = mysql_connect(name)
     try:
-        create_schema(conn)
+        old, _, new = version.partition("to")
+        create_schema(conn, old)
+        if new:
+            migrate_schema(conn, old, new)
         conn.commit()
         yield name, conn
     finally:

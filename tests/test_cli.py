@@ -74,7 +74,8 @@ def test_status_mark_and_dead_letters(stack, registry):
     assert done.code == 0 and "marked 2 plan(s)" in done.out, done.err
     assert registry.pending() == {P1, P2}
     registry.redis.delete("cdn_export:pending_plans")
-    for bad, message in ((["PLAN-1999-0000"], "unknown plan: PLAN-1999-0000"), ([P1, "../etc"], "not plan names")):
+    for bad, message in ((["PLAN-1999-0000"], "unknown plan: PLAN-1999-0000"), (["../etc"], "unknown plan: ../etc"),
+                         ([P1, "x" * 141], "not plan names")):
         done = cli(env, "mark", *bad)
         assert done.code == 2 and message in done.err, done.err
     assert registry.pending_count() == 0  # all or nothing

@@ -261,8 +261,8 @@ def test_bundle_is_mounted_and_importable(compose, common_env, services):
 def test_mariadb_is_initialised_with_the_ddl(services):
     mounts = _bind_mounts(services["mariadb"])
     ddl = [host for target, host in mounts.items() if target.startswith("/docker-entrypoint-initdb.d/")]
-    assert ddl and (REPO / ddl[0]).resolve() == (REPO / "include" / "memora_cdn_demo" / "sql" / "frappe_schema.sql").resolve()
-    assert (REPO / "include" / "memora_cdn_demo" / "sql" / "frappe_schema.sql").is_file()
+    assert ddl and (REPO / ddl[0]).resolve() == (REPO / "include" / "memora_cdn_demo" / "sql" / "frappe_schema_008.sql").resolve()
+    assert (REPO / "include" / "memora_cdn_demo" / "sql" / "frappe_schema_008.sql").is_file()
     assert re.fullmatch(r"mariadb:10\.11\.\d+", services["mariadb"]["image"])
 
 

@@ -229,3 +229,105 @@ def test_airflow_dags_test_sync_skips_cheaply_when_nothing_waits(airflow_home, c
     assert done.returncode == 0 and "state=success" in output, output[-5000:]
     assert "waiting: 0 pending, 0 fallback row(s)" in output
     assert "claimed " not in output and "nothing to purge" not in output  # claim and purge were skipped
+
+
+def _objects(s3, bucket: str) -> dict[str, bytes]:
+    return {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in list_prefix(s3, bucket, "")}
+
+
+@pytest.mark.parametrize("schema_version", ["008"], indirect=True)
+def test_full_rebuild_on_the_apps_008_schema(airflow_home, content_db, schema_version, s3_server, s3, settings):
+    """On a 008 database `airflow dags test memora_cdn_full_rebuild` publishes is_linear (Set Linear applied per
+    plan), bit_index, Set Access Level with inheritance and the stage fields; never a /private/files/ path; and once
+    a plan is unpublished, the next rebuild removes that plan's folder and nothing else."""
+    import orjson
+
+    assert schema_version == "008"
+    name, conn = content_db
+    demo.load(conn, demo.generate(demo.DemoScale(plans=3), media_bucket=settings.media_bucket))
+    cur = conn.cursor()
+    plan = "PLAN-2026-0001"
+    # a plan-listed unit with lessons, its track, and one of its lessons (visible: published all the way up)
+    cur.execute(
+        "SELECT u.name, u.is_linear, t.name FROM `tabMemora Unit` u JOIN `tabMemora Track` t ON t.name = u.parent_track "
+        "JOIN `tabMemora Plan Subject` ps ON ps.subject = t.parent_subject AND ps.parent = %s "
+        "JOIN `tabMemora Subject` s ON s.name = t.parent_subject "
+        "WHERE u.is_published = 1 AND t.is_published = 1 AND s.is_published = 1 AND u.name NOT IN "
+        "(SELECT target_name FROM `tabMemora Plan Override`) "
+        "AND EXISTS (SELECT 1 FROM `tabMemora Topic` p JOIN `tabMemora Lesson` l ON l.parent_topic = p.name "
+        "WHERE p.parent_unit = u.name AND p.is_published = 1 AND l.is_published = 1) ORDER BY u.name LIMIT 1",
+        (plan,))
+    unit, unit_linear, track = cur.fetchone()
+    overrides = [("Memora Unit", unit, "Set Linear", "0" if unit_linear else "1"),
+                 ("Memora Unit", unit, "Set Access Level", "public")]
+    for i, (doctype, target, action, value) in enumerate(overrides):
+        cur.execute("INSERT INTO `tabMemora Plan Override` (name, parent, parenttype, parentfield, idx, target_doctype, "
+                    "target_name, action, override_value) VALUES (%s, %s, 'Memora Academic Plan', 'overrides', %s, %s, "
+                    "%s, %s, %s)", (f"ov-test-{i}", plan, 100 + i, doctype, target, action, value))
+    # private files wherever an editor can attach one
+    cur.execute("UPDATE `tabMemora Subject` SET image = '/private/files/subject.png'")
+    cur.execute("UPDATE `tabMemora Unit` SET badge_image = '/private/files/badge.png'")
+    cur.execute("UPDATE `tabMemora Lesson Stage` SET config = JSON_SET(config, '$.image', '/private/files/w.png') "
+                "WHERE type = 'Interactive'")
+    conn.commit()
+    env = {
+        "AIRFLOW_CONN_MEMORA_MYSQL": mysql_airflow_conn(name),
+        "AIRFLOW_CONN_MEMORA_S3": s3_server.airflow_conn(),
+        "AIRFLOW_VAR_MEMORA_CDN_SETTINGS": json.dumps(settings.as_dict()),
+    }
+    done = dags_test(airflow_home, env)
+    logs = done.stdout + done.stderr
+    assert done.returncode == 0 and "state=success" in logs, logs[-5000:]
+    plans = ("PLAN-2026-0001", "PLAN-2026-0002", "PLAN-2026-0003")
+    for plan_id in plans:
+        assert audit_plan(s3, settings.bucket, plan_id, settings.media_bucket) == []
+    bodies = _objects(s3, settings.bucket)
+    assert b"/private/files/" not in b"".join(bodies.values())
+    assert "is a Frappe private file" in logs  # reported (plan, record, field), not silently dropped
+    docs = {k: orjson.loads(v) for k, v in bodies.items() if k.startswith("plans/")}
+
+    # Set Linear and Set Access Level on the unit, in this plan only; descendants inherit the level
+    unit_doc = docs[keys.unit_key(plan, unit)]
+    assert unit_doc["is_linear"] is (not unit_linear)
+    assert unit_doc["access"]["access_level"] == "public"
+    lessons_below = [ls for tp in unit_doc["topics"] for ls in tp["lessons"]]
+    # below it the six rules apply as usual: public is inherited (rule 6) unless a node is free preview itself
+    below = [tp["access"]["access_level"] for tp in unit_doc["topics"]] + [ls["access"]["access_level"] for ls in lessons_below]
+    assert "public" in below and set(below) <= {"public", "free_preview"}, below
+    subject_doc = next(d for k, d in docs.items() if k.startswith(keys.plan_prefix(plan) + "subjects/")
+                       and any(t["id"] == track for t in d["tracks"]))
+    summary = next(u for t in subject_doc["tracks"] for u in t["units"] if u["id"] == unit)
+    assert summary["is_linear"] is (not unit_linear) and summary["access"]["access_level"] == "public"
+    for other in plans[1:]:  # the overrides are plan 1's
+        other_unit = docs.get(keys.unit_key(other, unit))
+        if other_unit is not None:
+            assert other_unit["is_linear"] is bool(unit_linear)
+
+    # bit_index on lesson documents and on the lesson entries of unit files; stage fields; is_linear everywhere
+    lesson_docs = [d for k, d in docs.items() if "/lessons/" in k]
+    assert lesson_docs and all(isinstance(d["bit_index"], int) and d["bit_index"] >= 0 for d in lesson_docs)
+    by_id = {d["id"]: d["bit_index"] for d in lesson_docs}
+    for k, d in docs.items():
+        if "/units/" in k:
+            assert "is_linear" in d
+            for tp in d["topics"]:
+                assert "is_linear" in tp
+                assert all(ls["bit_index"] == by_id[ls["id"]] for ls in tp["lessons"])
+    stages = [s for d in lesson_docs for s in d["stages"]]
+    assert stages and all({"weight", "target_time", "is_skippable"} <= set(s) for s in stages)
+    assert {s["is_skippable"] for s in stages} == {True, False}
+    manifest = docs[keys.manifest_key(plan)]
+    assert all("is_linear" in s for s in manifest["subjects"])
+    # 008 dropped is_public: the demo's public subjects are public through `Set Access Level`
+    assert any(s["access"]["access_level"] == "public" for p in plans for s in docs[keys.manifest_key(p)]["subjects"])
+
+    # unpublish one plan of three: the next full rebuild removes its folder and nothing else
+    gone = "PLAN-2026-0002"
+    before = _objects(s3, settings.bucket)
+    conn.cursor().execute("UPDATE `tabMemora Academic Plan` SET is_published = 0 WHERE name = %s", (gone,))
+    conn.commit()
+    done = dags_test(airflow_home, env)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    after = _objects(s3, settings.bucket)
+    assert list_prefix(s3, settings.bucket, keys.plan_prefix(gone)) == {}
+    assert after == {k: v for k, v in before.items() if keys.plan_of_key(k) != gone and k != keys.state_key(gone)}

@@ -222,7 +222,7 @@ def test_sync_log_filters_and_refuses_bad_parameters_with_a_clear_message(airflo
     assert get("?limit=1").json()["count"] == 1
 
     for query, words in [("?limit=501", "from 1 to 500"), ("?limit=0", "from 1 to 500"), ("?limit=many", "integer"),
-                         ("?status=Exploded", "status must be one of"), ("?plan_id=../etc", "cannot be used")]:
+                         ("?status=Exploded", "status must be one of"), ("?plan_id=" + "x" * 141, "cannot be used")]:
         answer = get(query)
         assert answer.status_code == 422 and words in answer.json()["detail"], (query, answer.text)
 

@@ -173,6 +173,42 @@ def test_split_sql_handles_comments_and_quotes():
     assert demo.split_sql(sql) == ["CREATE TABLE `a;b` (x text DEFAULT 'p;q')", "SELECT 1"]
 
 
+def test_committed_sql_files_are_the_generators_output():
+    from memora_cdn_demo import frappe_tables
+
+    for version in frappe_tables.VERSIONS:
+        assert frappe_tables.sql_path(version).read_text(encoding="utf-8") == frappe_tables.schema_sql(version), (
+            f"sql/frappe_schema_{version}.sql is stale: run python -m memora_cdn_demo.frappe_tables")
+
+
+@pytest.mark.parametrize("version", ["002", "008"])
+def test_008_fields_only_in_008_rows(version):
+    rows = generate(DemoScale(), version=version)
+    new = {"tabMemora Subject": {"is_linear", "next_bit_index"}, "tabMemora Track": {"is_linear"},
+           "tabMemora Unit": {"is_linear"}, "tabMemora Topic": {"is_linear"}, "tabMemora Lesson": {"bit_index"},
+           "tabMemora Lesson Stage": {"weight", "target_time", "is_skippable"},
+           "tabMemora Academic Plan": {"is_published"}}
+    for table, columns in new.items():
+        assert all((columns <= set(r)) == (version == "008") for r in rows[table]), table
+    assert all(("is_public" in r) == (version == "002") for r in rows["tabMemora Subject"])
+    if version == "008":
+        for level in ("Subject", "Track", "Unit", "Topic"):
+            assert {r["is_linear"] for r in rows[f"tabMemora {level}"]} == {0, 1}, level
+        c = Content(rows)
+        for subject, srow in c.docs["Memora Subject"].items():
+            bits = [r["bit_index"] for _, r in c.subtree("Memora Subject", subject) if "bit_index" in r]
+            assert sorted(bits) == list(range(len(bits))) and srow["next_bit_index"] == len(bits)
+        assert {r["is_skippable"] for r in rows["tabMemora Lesson Stage"]} == {0, 1}
+        assert all(r["weight"] > 0 and r["target_time"] > 0 for r in rows["tabMemora Lesson Stage"])
+
+
+@pytest.mark.parametrize("version", ["002", "008"])
+def test_rows_of_each_version_load_into_its_schema(conn, version):
+    create_schema(conn, version)
+    counts = load(conn, generate(DemoScale(), version=version))
+    assert counts["tabMemora Lesson"] == _count(conn, "tabMemora Lesson") > 0
+
+
 def test_create_schema_creates_every_table_and_is_idempotent(conn):
     create_schema(conn)
     create_schema(conn)
@@ -252,9 +288,10 @@ def test_child_rows_point_to_their_parent_with_1_based_idx(rows):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("version", ["002", "008"])
 @pytest.mark.parametrize("seed", [7, 1, 2, 3, 123])
-def test_default_scale_has_every_feature(seed):
-    rows = generate(DemoScale(seed=seed))
+def test_default_scale_has_every_feature(seed, version):
+    rows = generate(DemoScale(seed=seed), version=version)
     c = Content(rows)
     plans = list(c.plans)
     scale = DemoScale()
@@ -295,10 +332,15 @@ def test_default_scale_has_every_feature(seed):
 
     # access mixes
     subjects = list(c.docs["Memora Subject"].values())
-    assert any(s["is_public"] for s in subjects)
+    if version == "002":
+        assert any(s["is_public"] for s in subjects)
+    else:  # 008 dropped is_public: a plan makes a subject public with `Set Access Level`
+        assert all("is_public" not in s for s in subjects)
+        assert any(o["action"] == "Set Access Level" and o["override_value"] == "public"
+                   and o["target_doctype"] == "Memora Subject" for p in plans for o in c.overrides[p])
     assert any(s["is_free_preview"] for s in subjects)
     assert any(re.match(r"^ITEM-[A-Z]+-\d+", s["required_item"] or "") for s in subjects)
-    assert any(not s["is_public"] and not s["is_free_preview"] and not s["required_item"] for s in subjects)
+    assert any(not s.get("is_public") and not s["is_free_preview"] and not s["required_item"] for s in subjects)
     for s in subjects:
         if s["name"] in shared:
             assert s["required_item"]  # the shared subject is paid
@@ -325,7 +367,8 @@ def test_default_scale_has_every_feature(seed):
 
     # overrides: all four actions, split between the plans, on existing targets
     actions_by_plan = {p: {o["action"] for o in c.overrides[p]} for p in plans}
-    assert set().union(*actions_by_plan.values()) == set(demo.OVERRIDE_ACTIONS)
+    new_actions = set(demo.NEW_OVERRIDE_ACTIONS) if version == "008" else set()
+    assert set().union(*actions_by_plan.values()) == set(demo.OVERRIDE_ACTIONS) | new_actions
     assert all(actions_by_plan.values())
     hides, renames, frees, sold = [], [], [], []
     for plan in plans:
@@ -334,8 +377,8 @@ def test_default_scale_has_every_feature(seed):
             assert o["target_name"] in c.docs[o["target_doctype"]]
             # the target is in the plan and visible there (until the override itself hides it)
             assert c.chain(o["target_doctype"], o["target_name"])[-1][1]["name"] in c.plan_subjects[plan]
-            {"Hide": hides, "Rename": renames, "Set Free": frees, "Set Sold Separately": sold}[o["action"]].append(
-                (plan, o))
+            {"Hide": hides, "Rename": renames, "Set Free": frees, "Set Sold Separately": sold,
+             "Set Access Level": [], "Set Linear": []}[o["action"]].append((plan, o))
     assert {o["target_doctype"] for _, o in hides} >= {"Memora Lesson", "Memora Unit"}
     for plan, o in renames:
         assert ARABIC.search(o["override_value"])
@@ -422,7 +465,8 @@ def test_small_and_odd_scales_stay_consistent(scale):
         assert o["target_name"] in c.docs[o["target_doctype"]]
     assert len(rows["tabMemora Lesson Stage"]) == scale.stages_per_lesson * len(rows["tabMemora Lesson"])
     if scale.plans == 1 and scale.lessons_per_plan >= 60:  # a single plan carries all four actions
-        assert {o["action"] for o in rows["tabMemora Plan Override"]} == set(demo.OVERRIDE_ACTIONS)
+        assert {o["action"] for o in rows["tabMemora Plan Override"]} == \
+            set(demo.OVERRIDE_ACTIONS) | set(demo.NEW_OVERRIDE_ACTIONS)  # 008, the default
 
 
 # ---------------------------------------------------------------------------------------------

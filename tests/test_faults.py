@@ -65,10 +65,11 @@ def reg(redis11):
 
 
 @pytest.fixture
-def demo_db(content_db, settings):
+def demo_db(content_db, content_version, settings):
     """The demo content (2 plans sharing a subject), Video stages pointing into this test's media bucket."""
     name, conn = content_db
-    demo.load(conn, demo.generate(demo.DemoScale(lessons_per_plan=30), media_bucket=settings.media_bucket))
+    demo.load(conn, demo.generate(demo.DemoScale(lessons_per_plan=30), media_bucket=settings.media_bucket,
+                                  version=content_version))
     return SimpleNamespace(name=name, conn=conn)
 
 

@@ -16,14 +16,18 @@ from memora_cdn.engine.build import build_plan
 from memora_cdn.engine.publish import list_prefix, list_published_plans
 from memora_cdn.engine.read import PLAN_QUERIES, list_plans, read_plan
 from memora_cdn.orchestration.tasks import remove_deleted_plans
+from tests.support import SCHEMA_VERSIONS
 
-CONTRACTS = Path(__file__).resolve().parents[2] / "shared" / "contracts"
+# The read/build core runs on every app schema: 002, 008, and a 002 database migrated to 008.
+every_schema = pytest.mark.parametrize("schema_version", SCHEMA_VERSIONS, indirect=True)
+
+CONTRACTS = Path(__file__).resolve().parent / "fixtures" / "contracts"  # the vendored upstream contracts
 
 
 @pytest.fixture
-def demo_db(content_db):
+def demo_db(content_db, content_version):
     name, conn = content_db
-    demo.load(conn, demo.generate(demo.DemoScale()))
+    demo.load(conn, demo.generate(demo.DemoScale(), version=content_version))
     return name, conn
 
 
@@ -40,7 +44,8 @@ def execute(conn, sql, *params):
     conn.commit()
 
 
-def test_full_build_publishes_valid_consistent_files(demo_db, s3, settings):
+@every_schema
+def test_full_build_publishes_valid_consistent_files(demo_db, s3, settings, schema_version):
     _, conn = demo_db
     results = build_all(conn, s3, settings)
     assert len(results) >= 2
@@ -58,8 +63,16 @@ def test_full_build_publishes_valid_consistent_files(demo_db, s3, settings):
             assert head["CacheControl"] == settings.cache_control
         # the state object is outside plans/, so the CDN never serves it
         s3.head_object(Bucket=settings.bucket, Key=keys.state_key(plan_id))
+    # the app's 008 fields are published exactly where the database has their columns
+    has_008 = schema_version != "002"
+    text = b"".join(body for plan_id in results for body in bucket_bodies(s3, settings.bucket, plan_id).values())
+    for field in (b'"is_linear":', b'"weight":', b'"target_time":', b'"is_skippable":'):
+        assert (field in text) == has_008, field
+    assert (b'"bit_index":' in text) == (schema_version == "008")  # migrated: every lesson has -1, no bit yet
+    assert b"/private/files/" not in text
 
 
+@every_schema
 def test_every_visible_lesson_is_searchable_and_orphans_are_not_published(demo_db, s3, settings):
     _, conn = demo_db
     build_all(conn, s3, settings)
@@ -78,9 +91,11 @@ def test_every_visible_lesson_is_searchable_and_orphans_are_not_published(demo_d
     assert not any(k.endswith(f"/lessons/{o}.json") for o in orphans for k in published)
 
 
-def test_plan_is_read_with_a_fixed_number_of_queries(content_db):
+@every_schema
+def test_plan_is_read_with_a_fixed_number_of_queries(content_db, content_version):
+    """PLAN_QUERIES statements whatever the plan's size: the column probe, the plan row, one per part."""
     _, conn = content_db
-    demo.load(conn, demo.generate(demo.DemoScale(plans=2, lessons_per_plan=40)))
+    demo.load(conn, demo.generate(demo.DemoScale(plans=2, lessons_per_plan=40), version=content_version))
     small = read_plan(conn, "PLAN-2026-0001")
 
     def statements():
@@ -92,7 +107,7 @@ def test_plan_is_read_with_a_fixed_number_of_queries(content_db):
     read_plan(conn, "PLAN-2026-0001")
     small_count = statements() - before  # SHOW STATUS is not a SELECT
     demo.reset_content(conn)
-    demo.load(conn, demo.generate(demo.DemoScale(plans=2, lessons_per_plan=400)))
+    demo.load(conn, demo.generate(demo.DemoScale(plans=2, lessons_per_plan=400), version=content_version))
     before = statements()
     big = read_plan(conn, "PLAN-2026-0001")
     big_count = statements() - before
@@ -100,6 +115,7 @@ def test_plan_is_read_with_a_fixed_number_of_queries(content_db):
     assert small_count == big_count == PLAN_QUERIES == big.queries
 
 
+@every_schema
 def test_second_build_uploads_and_deletes_nothing(demo_db, s3, settings):
     _, conn = demo_db
     build_all(conn, s3, settings)
@@ -112,6 +128,7 @@ def test_second_build_uploads_and_deletes_nothing(demo_db, s3, settings):
         assert "render" in result.phases and "render_again" not in result.phases
 
 
+@every_schema
 def test_an_edit_changes_only_the_files_it_should(demo_db, s3, settings):
     _, conn = demo_db
     build_all(conn, s3, settings)
@@ -254,3 +271,35 @@ def test_signed_video_urls_work_and_raw_addresses_never_publish(demo_db, s3, set
                     assert "X-Amz-Expires=14400" in url and "signed_url_expiry" in doc
                     assert requests.get(url, timeout=10).content == b"video-bytes"
     assert signed > 0
+
+
+@pytest.mark.parametrize("schema_version", ["008", "002to008"], indirect=True)
+def test_an_unpublished_plan_is_listed_nowhere_and_its_build_removes_its_folder(demo_db, s3, settings):
+    from memora_cdn.engine.read import existing_plans
+
+    _, conn = demo_db
+    build_all(conn, s3, settings)
+    plans = list_plans(conn)
+    gone, kept = plans[0], plans[1:]
+    execute(conn, "UPDATE `tabMemora Academic Plan` SET is_published = 0 WHERE name = %s", gone)
+    assert list_plans(conn) == kept and existing_plans(conn, plans) == set(kept)
+    assert read_plan(conn, gone).unpublished and not read_plan(conn, gone).exists
+    others = {p: bucket_bodies(s3, settings.bucket, p) for p in kept}
+    result = build_plan(gone, db=conn, s3=s3, settings=settings)
+    assert result.status == "removed" and result.deleted
+    assert list_prefix(s3, settings.bucket, keys.plan_prefix(gone)) == {}
+    assert {p: bucket_bodies(s3, settings.bucket, p) for p in kept} == others
+    execute(conn, "UPDATE `tabMemora Academic Plan` SET is_published = 1 WHERE name = %s", gone)
+    assert build_plan(gone, db=conn, s3=s3, settings=settings).status == "published"  # published again
+
+
+def test_the_read_names_what_a_database_lacks(content_db):
+    from memora_cdn.engine.doctypes import SchemaMismatch
+
+    _, conn = content_db
+    execute(conn, "ALTER TABLE `tabMemora Lesson` DROP COLUMN `parent_topic`")
+    with pytest.raises(SchemaMismatch, match="`tabMemora Lesson`.`parent_topic`"):
+        read_plan(conn, "PLAN-2026-0001")
+    execute(conn, "DROP TABLE `tabMemora Lesson Stage`")
+    with pytest.raises(SchemaMismatch, match="no table `tabMemora Lesson Stage`"):
+        list_plans(conn)

@@ -151,7 +151,7 @@ def test_a_subject_too_big_for_one_shard_is_split_under_100kb():
     shards = [f for f in r.files if f.kind == "search_shard"]
     assert len(shards) >= 2
     assert all(len(f.body) <= SHARD_MAX_BYTES for f in shards)
-    assert [f.key for f in shards][:2] == ["plans/P1/search/S0.json", "plans/P1/search/S0~2.json"]
+    assert [f.key for f in shards][:2] == ["plans/P1/search/S0.json", "plans/P1/search/S0~p2.json"]
     index = orjson.loads(next(f for f in r.files if f.kind == "search_index").body)
     assert len(index["shards"]) == len(shards) and sum(s["lesson_count"] for s in index["shards"]) == 1200
     lessons = [e["lesson_id"] for f in shards for e in orjson.loads(f.body)["entries"]]
@@ -258,3 +258,81 @@ def test_only_new_content_is_validated(monkeypatch):
     content.lessons[0]["title"] = "changed"
     render(content, previous=as_previous(first))
     assert "plans/P1/lessons/L.json" in calls and "plans/P1/manifest.json" in calls
+
+
+# -- the app's 008 fields, any Frappe name --------------------------------------------------------------------
+
+def test_008_fields_are_published_where_the_columns_exist_and_absent_otherwise():
+    b = PlanBuilder().chain(subject={"is_linear": 1}, track={"is_linear": 0}, unit={"is_linear": 1},
+                            topic={"is_linear": 0}, lesson={"bit_index": 3})
+    b.override("Unit", "U", "Set Linear", "0")
+    b.stage("L", "Video", {"video_url": "https://videos.example.com/v.mp4"})
+    b.c.stages[-1].update(weight="1.500000000", target_time=240, is_skippable=0)
+    d = docs(render(b.build()))  # validated against the project's schemas while rendering
+    manifest, subject = d["plans/P1/manifest.json"], d["plans/P1/subjects/S.json"]
+    unit, lesson = d["plans/P1/units/U.json"], d["plans/P1/lessons/L.json"]
+    assert manifest["subjects"][0]["is_linear"] is True and subject["is_linear"] is True
+    assert subject["tracks"][0]["is_linear"] is False
+    assert subject["tracks"][0]["units"][0]["is_linear"] is False and unit["is_linear"] is False  # Set Linear
+    assert unit["topics"][0]["is_linear"] is False
+    assert unit["topics"][0]["lessons"][0]["bit_index"] == 3 and lesson["bit_index"] == 3
+    assert {k: lesson["stages"][0][k] for k in ("weight", "target_time", "is_skippable")} == \
+        {"weight": 1.5, "target_time": 240, "is_skippable": False}
+
+    old = docs(render(PlanBuilder().chain().stage("L", "Text", {"body": "x"}).build()))  # 002: none of the columns
+    text = b"".join(orjson.dumps(doc) for doc in old.values())
+    for name in (b"is_linear", b"bit_index", b"weight", b"target_time", b"is_skippable"):
+        assert name not in text
+
+
+NAMES = {  # names Frappe allows (up to 140 characters): `/`, `..`, spaces, Arabic, emoji, %, ?, #
+    "slash": "Unit 3/Part 1", "dots": "..", "dotdot-path": "../../_memora_cdn_state/P1", "space": "a lesson",
+    "arabic": "الدرس الأول: الكسور", "emoji": "Fractions 🍕 & more", "percent": "100% done?", "hash": "#1 ?x=y",
+    "long": "L" * 139 + "/", "long-arabic": "د" * 140,
+}
+
+
+def test_any_frappe_name_is_published_under_a_reversible_url_safe_key():
+    from memora_cdn.engine import keys
+
+    b = PlanBuilder("Plan 2026/27 ✓").chain()
+    for i, name in enumerate(NAMES.values()):
+        b.lesson(name, "Tp", sort=i + 1)
+    r = render(b.build())
+    assert not r.problems
+    d = docs(r)
+    prefix = keys.plan_prefix("Plan 2026/27 ✓")
+    assert prefix == "plans/Plan~202026~2F27~20~E2~9C~93/"
+    lessons = {doc["id"]: key for key, doc in d.items() if key.startswith(prefix + "lessons/")}
+    assert set(lessons) == {"L", *NAMES.values()}
+    for name, key in lessons.items():
+        segment = key[len(prefix + "lessons/"):-len(".json")]
+        assert keys.decode_name(segment) == name and keys.encode_name(name) == segment
+        assert len(key.encode()) <= keys.MAX_KEY_BYTES
+        # URL-safe as it stands: unreserved characters only, no `.`/`..` segment, nothing a URL would re-encode
+        assert all(c.isascii() and (c.isalnum() or c in "/_.-~") for c in key), key
+        assert not {".", ".."} & set(key.split("/"))
+    unit = d[f"{prefix}units/U.json"]
+    for entry in unit["topics"][0]["lessons"]:
+        assert entry["url"].split("?v=")[0] == lessons[entry["id"]]
+    assert keys.plan_of_key(prefix + "manifest.json") == "Plan 2026/27 ✓"
+
+
+def test_key_encoding_maps_hash_names_to_themselves_and_refuses_what_frappe_cannot_name():
+    from memora_cdn.engine import keys
+
+    for name in ("a1b2c3d4e5", "PLAN-2026-0001", "x_y.z-1", "L" * 140):
+        assert keys.encode_name(name) == name and keys.decode_name(name) == name
+    assert keys.lesson_key("PLAN-2026-0001", "0f3a9c2b1d") == "plans/PLAN-2026-0001/lessons/0f3a9c2b1d.json"
+    assert keys.encode_name(".") == "~2E" and keys.encode_name("..") == "~2E." and keys.encode_name("~") == "~7E"
+    assert keys.search_shard_key("P", "S", 2) == "plans/P/search/S~p2.json"
+    assert keys.search_shard_key("P", "S~p2") == "plans/P/search/S~7Ep2.json"  # never another subject's part
+    for bad in ("", None, 7, "a" * 141, "\ud800"):
+        assert not keys.is_safe_name(bad)
+        with pytest.raises(keys.UnsafeName):
+            keys.lesson_key("P1", bad)
+    for segment in ("a b", "a%20b", "~2e", "~61", ".x", "~2E.~2F", "~FF"):  # not what encode_name writes
+        assert keys.decode_name(segment) is None or segment == keys.encode_name(keys.decode_name(segment))
+    assert keys.decode_name("a~20b") == "a b" and keys.decode_name("a%20b") is None and keys.decode_name("~61") is None
+    with pytest.raises(keys.UnsafeName, match="over S3's 1024"):
+        keys.lesson_key("د" * 140, "د" * 140)

@@ -180,17 +180,108 @@ def test_bad_overrides_and_missing_subjects_are_reported():
     assert visible(b.build()) == {"S", "T", "U", "Tp", "L"}
 
 
-def test_empty_titles_and_unsafe_names_are_skipped_and_reported():
+def test_empty_titles_and_names_too_long_for_a_key_are_skipped_and_reported():
+    too_long = "🎓" * 140  # a valid Frappe name, but 1680 bytes once encoded: over S3's 1024-byte key limit
     b = PlanBuilder().chain()
-    b.lesson("L2", "Tp", title="").lesson("../evil", "Tp").lesson("L3", "Tp", title="ok\x00 title\u200f 🎓")
+    b.lesson("L2", "Tp", title="").lesson(too_long, "Tp").lesson("L3", "Tp", title="ok\x00 title\u200f 🎓")
+    b.lesson("../evil", "Tp")  # any name Frappe allows is published (encoded into its key)
     plan = resolve_plan(b.build())
-    assert {n.id for n in plan.walk("lesson")} == {"L", "L3"}
+    assert {n.id for n in plan.walk("lesson")} == {"L", "L3", "../evil"}
     assert next(n for n in plan.walk("lesson") if n.id == "L3").title == "ok title\u200f 🎓"
     text = "\n".join(str(p) for p in plan.problems)
-    assert "'L2': empty title" in text and "'../evil': name cannot be used" in text
+    assert "'L2': empty title" in text and "cannot be used in a bucket key" in text and "at most 1024 bytes" in text
 
 
 def test_missing_plan_resolves_to_not_existing():
     from memora_cdn.engine.read import PlanContent
 
     assert resolve_plan(PlanContent(plan_id="GONE", plan=None)).exists is False
+
+
+# -- the app's 008 fields and actions ----------------------------------------------------------------------
+
+def test_is_linear_and_bit_index_come_from_their_columns_and_are_absent_without_them():
+    content = PlanBuilder().chain(subject={"is_linear": 1}, track={"is_linear": 0}, unit={"is_linear": 1},
+                                  topic={"is_linear": 0}, lesson={"bit_index": 7}).build()
+    nodes = {n.id: n for n in resolve_plan(content).walk()}
+    assert [nodes[n].is_linear for n in ("S", "T", "U", "Tp")] == [True, False, True, False]
+    assert nodes["L"].bit_index == 7
+    old = {n.id: n for n in resolve_plan(PlanBuilder().chain().build()).walk()}  # 002: no such columns
+    assert {n.is_linear for n in old.values()} == {None} and old["L"].bit_index is None
+    unassigned = PlanBuilder().chain(lesson={"bit_index": -1}).build()  # Frappe's default: no bit yet
+    assert next(resolve_plan(unassigned).walk("lesson")).bit_index is None
+
+
+def test_set_linear_applies_per_plan_and_bad_values_are_reported():
+    b = PlanBuilder().chain(unit={"is_linear": 1}, topic={"is_linear": 0})
+    b.override("Unit", "U", "Set Linear", "0").override("Topic", "Tp", "Set Linear", "1")
+    b.override("Subject", "S", "Set Linear", "yes")
+    plan = resolve_plan(b.build())
+    nodes = {n.id: n for n in plan.walk()}
+    assert nodes["U"].is_linear is False and nodes["Tp"].is_linear is True and nodes["S"].is_linear is None
+    assert any("Set Linear with override_value 'yes', not 0 or 1; ignored" in str(p) for p in plan.problems)
+
+
+@pytest.mark.parametrize("level", ["public", "authenticated", "free_preview"])
+def test_set_access_level_fixes_the_level_ahead_of_the_rules_and_descendants_inherit(level):
+    # the subject is paid (rule 3) and the topic free preview (rule 2): the override still decides the unit
+    b = PlanBuilder().chain(subject={"required_item": "ITEM-S"}, topic={})
+    b.override("Unit", "U", "Set Access Level", level)
+    content = b.build()
+    assert access_of(content, "T").level == "paid"
+    assert access_of(content, "U").level == level and access_of(content, "U").required_item is None
+    expected_below = level if level != "authenticated" else "authenticated"
+    assert access_of(content, "Tp").level == expected_below and access_of(content, "L").level == expected_below
+
+
+def test_set_access_level_paid_takes_own_item_else_nearest_paid_ancestor_else_is_ignored():
+    own = PlanBuilder().chain(unit={"required_item": "ITEM-U"}).override("Unit", "U", "Set Access Level", "paid")
+    assert access_of(own.build(), "U") == access_of(own.build(), "U").__class__("paid", "ITEM-U")
+    assert access_of(own.build(), "L").required_item == "ITEM-U"
+    # nearest paid ancestor: the subject, past a free-preview track
+    up = PlanBuilder().chain(subject={"required_item": "ITEM-S"}, track={"is_free_preview": 1})
+    up.override("Topic", "Tp", "Set Access Level", "paid")
+    assert access_of(up.build(), "U").level == "free_preview"
+    assert (access_of(up.build(), "Tp").level, access_of(up.build(), "Tp").required_item) == ("paid", "ITEM-S")
+    assert access_of(up.build(), "L").required_item == "ITEM-S"
+    none = PlanBuilder().chain(subject={"is_public": 1}).override("Topic", "Tp", "Set Access Level", "paid")
+    plan = resolve_plan(none.build())
+    assert access_of(none.build(), "Tp").level == "public"  # ignored: the six rules decide
+    assert any("Set Access Level paid on Memora Topic 'Tp'" in str(p) and "ignored" in str(p) for p in plan.problems)
+
+
+def test_set_access_level_with_an_unknown_level_is_reported_and_ignored():
+    b = PlanBuilder().chain().override("Lesson", "L", "Set Access Level", "vip")
+    plan = resolve_plan(b.build())
+    assert access_of(b.build(), "L").level == "authenticated"
+    assert any("Set Access Level with override_value 'vip'" in str(p) for p in plan.problems)
+
+
+def test_stage_progress_fields_where_the_columns_exist():
+    b = PlanBuilder().chain()
+    b.stage("L", "Text", {"body": "x"})
+    b.c.stages[-1].update(weight="2.500000000", target_time=90, is_skippable=1)
+    b.stage("L", "Text", {"body": "y"})  # no columns (002)
+    first, second = next(resolve_plan(b.build()).walk("lesson")).stages
+    assert (first.weight, first.target_time, first.is_skippable) == (2.5, 90, True)
+    assert (second.weight, second.target_time, second.is_skippable) == (None, None, None)
+
+
+# -- Frappe private files ----------------------------------------------------------------------------------
+
+def test_private_files_are_never_published_and_each_is_reported_with_its_record_and_field():
+    b = PlanBuilder().chain(subject={"image": "/private/files/s.png"}, unit={"badge_image": "/private/files/b.png",
+                                                                               "image": "/files/public.png"})
+    b.stage("L", "Interactive", {"widget": "w", "image": "/private/files/w.png", "params": {
+        "pictures": ["/files/ok.png", "https://erp.example.com/private/files/p.png"], "note": "keep"}})
+    plan = resolve_plan(b.build())
+    nodes = {n.id: n for n in plan.walk()}
+    assert nodes["S"].image is None and nodes["U"].badge_image is None and nodes["U"].image == "/files/public.png"
+    config = nodes["L"].stages[0].config
+    assert config == {"widget": "w", "params": {"pictures": ["/files/ok.png"], "note": "keep"}}
+    found = [str(p) for p in plan.problems]
+    assert any(p.startswith("plan P1: Memora Subject 'S': image '/private/files/s.png' is a Frappe private file")
+               for p in found)
+    assert any(p.startswith("plan P1: Memora Unit 'U': badge_image '/private/files/b.png'") for p in found)
+    assert any("Memora Lesson Stage 'st0': config.image '/private/files/w.png'" in p and "lesson 'L'" in p for p in found)
+    assert any("config.params.pictures[1] 'https://erp.example.com/private/files/p.png'" in p for p in found)

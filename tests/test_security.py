@@ -39,9 +39,9 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 
 @pytest.fixture
-def demo_db(content_db, settings):
+def demo_db(content_db, content_version, settings):
     name, conn = content_db
-    demo.load(conn, demo.generate(demo.DemoScale(), media_bucket=settings.media_bucket))
+    demo.load(conn, demo.generate(demo.DemoScale(), media_bucket=settings.media_bucket, version=content_version))
     return SimpleNamespace(name=name, conn=conn)
 
 
@@ -381,18 +381,23 @@ def test_airflow_masks_both_secrets_once_the_engine_has_fetched_its_connections(
 
 # -- ACLs and keys ------------------------------------------------------------------------------------------
 
+# A key segment made from a name: `keys.encode_name` output (unreserved URL characters, `~XX` escapes, no leading dot).
+_SEGMENT = r"(?!\.)(?:[A-Za-z0-9_.-]|~[0-9A-F]{2})+"
 _SAFE_KEY = re.compile(
-    r"^(plans/[A-Za-z0-9][A-Za-z0-9_.-]*/(manifest|search_index|(subjects|units|lessons)/[A-Za-z0-9][A-Za-z0-9_.-]*"
-    r"|search/[A-Za-z0-9][A-Za-z0-9_.-]*(~[0-9]+)?)\.json|_memora_cdn_state/[A-Za-z0-9][A-Za-z0-9_.-]*\.json)$")
+    rf"^(plans/{_SEGMENT}/(manifest|search_index|(subjects|units|lessons)/{_SEGMENT}"
+    rf"|search/{_SEGMENT}(~p[0-9]+)?)\.json|_memora_cdn_state/{_SEGMENT}\.json)$")
 
 
-def test_uploads_never_set_an_acl_and_keys_come_only_from_validated_names(demo_db, s3, settings):
+def test_uploads_never_set_an_acl_and_hostile_names_become_encoded_keys(demo_db, s3, settings):
+    from memora_cdn.engine.publish import list_published_plans
+
     db = demo_db.conn
     cur = db.cursor()
-    # hostile names in the content: none may turn into a key
+    # hostile names in the content: each is published under its encoded key, never as a path
     cur.execute("SELECT name FROM `tabMemora Topic` WHERE is_published = 1 ORDER BY name LIMIT 1")
     topic = cur.fetchone()[0]
-    for i, name in enumerate(("../../_memora_cdn_state/PLAN-2026-0001", "a/b", "..", "x y", "%2e%2e", "q'\"")):
+    hostile = ("../../_memora_cdn_state/PLAN-2026-0001", "a/b", "..", "x y", "%2e%2e", "q'\"")
+    for i, name in enumerate(hostile):
         cur.execute("INSERT INTO `tabMemora Lesson` (name, title, is_published, parent_topic, sort_order) "
                     "VALUES (%s, 'hostile', 1, %s, %s)", (name, topic, 500 + i))
     db.commit()
@@ -406,9 +411,15 @@ def test_uploads_never_set_an_acl_and_keys_come_only_from_validated_names(demo_d
     assert {name for name, _ in calls} <= {"PutObject", "ListObjectsV2", "GetObject", "HeadObject", "DeleteObjects"}
     for params in puts:
         assert not {k for k in params if k == "ACL" or k.startswith("Grant")}, params["Key"]
-        assert _SAFE_KEY.match(params["Key"]) and ".." not in params["Key"], params["Key"]
+        assert _SAFE_KEY.match(params["Key"]), params["Key"]
+        assert not {".", ".."} & set(params["Key"].split("/")), params["Key"]
         assert params["Bucket"] == settings.bucket
-    assert not any("hostile" in json.dumps(p.get("Key")) for p in puts)
+    lesson_names = {keys.decode_name(p["Key"].rsplit("/", 1)[1][:-len(".json")])
+                    for p in puts if "/lessons/" in p["Key"]}
+    assert set(hostile) <= lesson_names
+    # the state objects are the plans' own, and no folder but the plans' appeared
+    assert {p["Key"] for p in puts if p["Key"].startswith(keys.STATE_PREFIX)} == {keys.state_key(p) for p in list_plans(db)}
+    assert list_published_plans(s3, settings.bucket) == set(list_plans(db))
     # moto: every object's ACL is the owner's alone
     for key in list_prefix(s3, settings.bucket, ""):
         acl = s3.get_object_acl(Bucket=settings.bucket, Key=key)
@@ -417,15 +428,23 @@ def test_uploads_never_set_an_acl_and_keys_come_only_from_validated_names(demo_d
         assert grants == [("CanonicalUser", acl["Owner"]["ID"], None, "FULL_CONTROL")], (key, grants)
 
 
-@pytest.mark.parametrize("name", ["../x", "a/b", "..", "", "x y", 'q"', "q'", "a" * 141, "a" * 10_000, "a\x00b",
-                                  ".hidden", "-dash", "é", None, 7])
-def test_every_key_function_refuses_an_unvalidated_name(name):
+@pytest.mark.parametrize("name", ["", "a" * 141, "a" * 10_000, "\ud800", "د" * 140 + "x", None, 7])
+def test_every_key_function_refuses_what_is_no_name_or_cannot_fit_a_key(name):
     for make in (lambda n: keys.plan_prefix(n), lambda n: keys.manifest_key(n), lambda n: keys.state_key(n),
                  lambda n: keys.search_index_key(n), lambda n: keys.lesson_key("P1", n),
                  lambda n: keys.unit_key("P1", n), lambda n: keys.subject_key("P1", n),
                  lambda n: keys.search_shard_key("P1", n), lambda n: keys.lesson_key(n, "L1")):
         with pytest.raises(keys.UnsafeName):
             make(name)
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", ".", "x y", 'q"', "q'", "a\x00b", ".hidden", "-dash", "é",
+                                  "a" * 140, "%2e%2e", "?#&="])
+def test_every_key_function_encodes_any_other_name_into_one_segment(name):
+    segment = keys.encode_name(name)
+    assert keys.decode_name(segment) == name and "/" not in segment and segment not in (".", "..")
+    assert keys.lesson_key("P1", name) == f"plans/P1/lessons/{segment}.json"
+    assert keys.plan_prefix(name) == f"plans/{segment}/" and keys.state_key(name) == f"_memora_cdn_state/{segment}.json"
 
 
 def test_state_objects_live_outside_what_the_cdn_serves():
@@ -441,6 +460,17 @@ def test_state_objects_live_outside_what_the_cdn_serves():
 # An entry no longer used fails the test, so the list stays honest.
 SAFE_INTERPOLATIONS = {
     ("read.py", "existing_plans", "placeholders"): "', '.join(['%s'] * len(names)): placeholders; names in params",
+    ("read.py", "plan_queries", "''.join((f', p.`{x}`' for x in plan_extra))"): "the optional plan columns of the constant ('is_published',) that the probe found",
+    ("read.py", "plan_queries", "_cols('ps', c(dt.PLAN_SUBJECT))"): 'column names from the module constant doctypes.COLUMNS; Schema.columns only leaves out the optional ones the probe did not find',
+    ("read.py", "plan_queries", "_cols('o', c(dt.PLAN_OVERRIDE))"): 'column names from the module constant doctypes.COLUMNS; Schema.columns only leaves out the optional ones the probe did not find',
+    ("read.py", "plan_queries", "_cols('s', c(dt.SUBJECT))"): 'column names from the module constant doctypes.COLUMNS; Schema.columns only leaves out the optional ones the probe did not find',
+    ("read.py", "plan_queries", "_cols('t2', c(dt.TRACK))"): 'column names from the module constant doctypes.COLUMNS; Schema.columns only leaves out the optional ones the probe did not find',
+    ("read.py", "plan_queries", "_cols('u2', c(dt.UNIT))"): 'column names from the module constant doctypes.COLUMNS; Schema.columns only leaves out the optional ones the probe did not find',
+    ("read.py", "plan_queries", "_cols('p2', c(dt.TOPIC))"): 'column names from the module constant doctypes.COLUMNS; Schema.columns only leaves out the optional ones the probe did not find',
+    ("read.py", "plan_queries", "_cols('l2', c(dt.LESSON))"): 'column names from the module constant doctypes.COLUMNS; Schema.columns only leaves out the optional ones the probe did not find',
+    ("read.py", "plan_queries", "_cols('sg', c(dt.STAGE))"): 'column names from the module constant doctypes.COLUMNS; Schema.columns only leaves out the optional ones the probe did not find',
+    ("read.py", "list_plans", "_PUBLISHED if schema.has(dt.PLAN, 'is_published') else ''"): 'the module constant _PUBLISHED or nothing',
+    ("read.py", "existing_plans", 'published'): 'the constant fragment " AND `is_published` = 1" or nothing',
     ("read.py", "find_orphans", "doctype"): "from the loop over the module constant _PARENT_LINKS",
     ("read.py", "find_orphans", "link"): "from the loop over the module constant _PARENT_LINKS",
     ("read.py", "find_orphans", "parent_doctype"): "from the loop over the module constant _PARENT_LINKS",
@@ -461,7 +491,7 @@ SAFE_INTERPOLATIONS = {
 }
 # SQL that reaches execute() through a variable or argument whose every source is checked (rule 2 below).
 SAFE_SQL_VARIABLES = {
-    ("read.py", "_fetch", "sql"): "always a QUERIES constant (read_plan passes *_with(QUERIES[part]))",
+    ("read.py", "_fetch", "sql"): "always plan_queries() output (read_plan passes *_with(parts[part]))",
     ("plans.py", "_query", "sql"): "every caller passes _plans_above() output or an f-string checked here",
 }
 _SQL_WORDS = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|TRUNCATE|REPLACE|JOIN|WHERE|FROM)\b")

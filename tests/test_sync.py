@@ -24,9 +24,9 @@ P1, P2 = "PLAN-2026-0001", "PLAN-2026-0002"
 
 
 @pytest.fixture
-def demo_db(content_db):
+def demo_db(content_db, content_version):
     name, conn = content_db
-    demo.load(conn, demo.generate(demo.DemoScale()))
+    demo.load(conn, demo.generate(demo.DemoScale(), version=content_version))
     return conn
 
 

@@ -32,10 +32,10 @@ import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-SCHEMA_SQL = Path(__file__).parent / "sql" / "frappe_schema.sql"
+from memora_cdn_demo import frappe_tables
+from memora_cdn_demo.frappe_tables import LATEST, VERSIONS
 
 T_SEASON = "tabMemora Season"
 T_STREAM = "tabMemora Stream"
@@ -58,6 +58,9 @@ CONTENT_TABLES = (
 
 STAGE_TYPES = ("Video", "Question", "Text", "Interactive")
 OVERRIDE_ACTIONS = ("Hide", "Rename", "Set Free", "Set Sold Separately")
+NEW_OVERRIDE_ACTIONS = ("Set Access Level", "Set Linear")  # the app's 008 added these
+# Stage fields of 008, by type: (weight, target_time in seconds, is_skippable)
+STAGE_PROGRESS = {"Video": (1.0, None, 0), "Question": (2.0, 90, 0), "Text": (0.5, 120, 1), "Interactive": (1.5, 300, 1)}
 ADMIN = "Administrator"
 
 DEFAULT_CHUNK = 5000
@@ -124,16 +127,27 @@ def split_sql(text: str) -> list[str]:
 _CREATE_TABLE = re.compile(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?`([^`]+)`", re.IGNORECASE)
 
 
-def schema_tables(schema_path: Path = SCHEMA_SQL) -> list[str]:
-    """Table names created by ``frappe_schema.sql``, in file order."""
-    return _CREATE_TABLE.findall(schema_path.read_text(encoding="utf-8"))
+def schema_tables(version: str = LATEST) -> list[str]:
+    """Table names of the Memora app's schema (``frappe_tables``), in file order."""
+    return frappe_tables.table_names(version)
 
 
-def create_schema(conn) -> None:
-    """Run frappe_schema.sql on a DB-API connection (split the statements; CREATE TABLE IF NOT EXISTS)."""
+def create_schema(conn, version: str = LATEST) -> None:
+    """Create the tables of one Memora app version (``frappe_tables.schema_sql``) on a DB-API connection."""
     cur = conn.cursor()
     try:
-        for stmt in split_sql(SCHEMA_SQL.read_text(encoding="utf-8")):
+        for stmt in split_sql(frappe_tables.schema_sql(version)):
+            cur.execute(stmt)
+    finally:
+        cur.close()
+    conn.commit()
+
+
+def migrate_schema(conn, old: str, new: str) -> None:
+    """What ``bench migrate`` does to a database of version ``old`` to make it ``new``: add columns, drop none."""
+    cur = conn.cursor()
+    try:
+        for stmt in frappe_tables.migrate_sql(old, new):
             cur.execute(stmt)
     finally:
         cur.close()
@@ -141,7 +155,7 @@ def create_schema(conn) -> None:
 
 
 def reset_content(conn) -> None:
-    """DELETE every row of every table in frappe_schema.sql (keep the tables)."""
+    """DELETE every row of every table of the schema (keep the tables)."""
     cur = conn.cursor()
     try:
         for table in reversed(schema_tables()):
@@ -334,8 +348,12 @@ class _Node:
 
 
 class _Generator:
-    def __init__(self, scale: DemoScale, media_bucket: str):
+    def __init__(self, scale: DemoScale, media_bucket: str, version: str = LATEST):
+        if version not in VERSIONS:
+            raise ValueError(f"unknown Memora app version {version!r}; known: {', '.join(VERSIONS)}")
         self.scale = scale
+        self.version = version
+        self.next_bit: dict[str, int] = {}  # subject name -> its next lesson bit (008's progress engine)
         self.bucket = media_bucket
         self.rng = random.Random(scale.seed)
         self.used_names: set[str] = set()
@@ -432,6 +450,8 @@ class _Generator:
         row["is_published"] = 1
         row["is_free_preview"] = 0
         row["sort_order"] = sort_order
+        if level != "lesson":
+            row["is_linear"] = _linear(row["name"])
         return row
 
     # -- the tree ---------------------------------------------------------------------------
@@ -468,7 +488,7 @@ class _Generator:
                 title += f" (مجموعة {group + 1})"
             c, m = self.stamps()
             row = self.std(f"PLAN-{year}-{p + 1:04d}", c, m)
-            row.update(title=title, season=season_name, stream=stream, grade=f"Grade {grade}")
+            row.update(title=title, season=season_name, stream=stream, grade=f"Grade {grade}", is_published=1)
             self.rows[T_PLAN].append(row)
             plans.append({"row": row, "grade": grade, "subjects": [], "own": []})
 
@@ -513,6 +533,17 @@ class _Generator:
             used_everywhere |= self.overrides(plan, shared, patterns)
         self.free_preview_features(all_subjects, plans, used_everywhere)
         self.orphans()
+        return self.only_columns_of_version()
+
+    def only_columns_of_version(self) -> dict[str, list[dict]]:
+        """Drop the columns the chosen app version does not have (002: no is_linear, bit_index, ...;
+        008: no Subject.is_public), as a database of that version would hold the rows."""
+        columns = frappe_tables.columns(self.version)
+        for table, rows in self.rows.items():
+            keep = set(columns[table])
+            for row in rows:
+                for column in [c for c in row if c not in keep]:
+                    del row[column]
         return self.rows
 
     def make_subject(self, g: int, cat: tuple, cycle: int, lang: str, kind: str, grade: int,
@@ -536,6 +567,8 @@ class _Generator:
             is_public=1 if kind == "public" else 0,
             required_item=self.unique_item(item_base) if kind == "paid" else None,
         )
+        row["is_linear"] = _linear(row["name"])
+        self.next_bit[row["name"]] = 0
         self.rows[T_SUBJECT].append(row)
         subject = _Node("Memora Subject", row, None, {"kind": kind, "item_base": item_base})
 
@@ -599,6 +632,7 @@ class _Generator:
                     for l_so in self.sort_orders(n_p, tie_first=tie):
                         lesson_no += 1
                         self.make_lesson(topic, prow["name"], lesson_no, lang, l_so, code)
+        row["next_bit_index"] = self.next_bit[row["name"]]
         return subject
 
     def make_lesson(self, topic: _Node | None, parent_topic: str, number: int, lang: str,
@@ -611,9 +645,13 @@ class _Generator:
         lrow["is_published"] = 0 if rng.random() < 0.04 else 1
         lrow["is_free_preview"] = 1 if rng.random() < 0.04 else 0
         lrow["parent_topic"] = parent_topic
+        lrow["bit_index"] = -1  # Frappe's default: no bit (an orphan's subject is unknown)
         self.rows[T_LESSON].append(lrow)
         if topic is not None:
-            _Node("Memora Lesson", lrow, topic)
+            node = _Node("Memora Lesson", lrow, topic)
+            subject = [a for a in node.ancestors() if a.doctype == "Memora Subject"][0].name
+            lrow["bit_index"] = self.next_bit[subject]
+            self.next_bit[subject] += 1
         self.make_stages(lrow, lang, concept)
         return lrow
 
@@ -668,6 +706,10 @@ class _Generator:
                               "duration": rng.randint(10, 60)}
                 config = {"widget": widget, "params": params}
             row["config"] = _to_json(config)
+            weight, target, skippable = STAGE_PROGRESS[stype]
+            row["weight"] = weight
+            row["target_time"] = config["duration_seconds"] if target is None else target
+            row["is_skippable"] = skippable
             stages.append(row)
 
     # -- deliberate features ----------------------------------------------------------------
@@ -763,6 +805,15 @@ class _Generator:
             if lesson is not None:
                 add(lesson, "Rename", f"درس مراجعة: {rng.choice(CONCEPTS)[0]}")
 
+        if self.version != "002":  # 008's actions: every plan has both
+            # 008 dropped Subject.is_public: a plan makes a subject public with `Set Access Level`
+            for subject in plan["own"]:
+                if subject.info["kind"] == "public":
+                    out.append((subject.doctype, subject.name, "Set Access Level", "public"))
+            unit = pick([subjects], "Memora Unit")
+            if unit is not None:
+                add(unit, "Set Linear", "1" if not unit.row["is_linear"] else "0")
+
         for idx, (doctype, target, action, value) in enumerate(out, start=1):
             row = self.child(prow, "Memora Academic Plan", "overrides", idx)
             row.update(target_doctype=doctype, target_name=target, action=action, override_value=value)
@@ -822,9 +873,15 @@ class _Generator:
         lesson["is_published"] = 1
 
 
-def generate(scale: DemoScale, media_bucket: str = "memora-media") -> dict[str, list[dict]]:
-    """Rows per table name (e.g. "tabMemora Lesson" -> [ {column: value}, ...]), deterministic for a seed."""
-    return _Generator(scale, media_bucket).build()
+def _linear(name: str) -> int:
+    """`is_linear` of a generated node: 1 (the app's default) except for about one node in five."""
+    return 0 if int(name, 16) % 5 == 0 else 1
+
+
+def generate(scale: DemoScale, media_bucket: str = "memora-media", version: str = LATEST) -> dict[str, list[dict]]:
+    """Rows per table name (e.g. "tabMemora Lesson" -> [ {column: value}, ...]), deterministic for a seed,
+    with the columns of the Memora app `version` ("002" or "008")."""
+    return _Generator(scale, media_bucket, version).build()
 
 
 # --------------------------------------------------------------------------------------------

@@ -135,6 +135,20 @@ def table_names(version: str = LATEST) -> list[str]:
     return [f"tab{d['name']}" for d in doctypes(version) if not d.get("issingle")]
 
 
+def columns(version: str = LATEST) -> dict[str, list[str]]:
+    """Table name -> its column names, in table order (what `table_ddl` creates)."""
+    out = {}
+    for doctype in doctypes(version):
+        if doctype.get("issingle"):
+            continue
+        names = [c.split("`")[1] for c in _STANDARD + (_CHILD if doctype.get("istable") else [])]
+        names += [f["fieldname"] for f in doctype["fields"] if column(f) is not None]
+        if not doctype.get("istable"):
+            names += [c.split("`")[1] for c in _NON_CHILD]
+        out[f"tab{doctype['name']}"] = names
+    return out
+
+
 def migrate_sql(old: str, new: str) -> list[str]:
     """What `bench migrate` does to the tables between two versions: add the new columns (and their indexes),
     never drop one. Changed types are left alone, as Frappe leaves them when no data would fit the new type."""
@@ -152,9 +166,12 @@ def migrate_sql(old: str, new: str) -> list[str]:
             if definition is None or field["fieldname"] in had:
                 continue
             statements.append(f"ALTER TABLE `tab{doctype['name']}` ADD COLUMN {definition}")
-            if field.get("search_index") or field.get("unique"):
-                kind = "UNIQUE INDEX" if field.get("unique") else "INDEX"
-                statements.append(f"ALTER TABLE `tab{doctype['name']}` ADD {kind} `{field['fieldname']}` "
+            # as `MariaDBTable.alter` does: a unique key named after the field, an index named `{field}_index`
+            if field.get("unique"):
+                statements.append(f"ALTER TABLE `tab{doctype['name']}` ADD UNIQUE INDEX `{field['fieldname']}` "
+                                  f"(`{field['fieldname']}`)")
+            elif field.get("search_index"):
+                statements.append(f"ALTER TABLE `tab{doctype['name']}` ADD INDEX `{field['fieldname']}_index` "
                                   f"(`{field['fieldname']}`)")
     return statements
 

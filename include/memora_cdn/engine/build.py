@@ -79,7 +79,8 @@ def build_plan(plan_id: str, *, db, s3, settings: Settings, now: datetime | None
         listing = background.submit(timed, "list", list_prefix, s3, settings.bucket, keys.plan_prefix(plan_id))
         content = timed("read", read_plan, db, plan_id)
         if not content.exists:
-            deleted = _remove_gone_plan(plan_id, listing.result(), db=db, s3=s3, settings=settings)
+            deleted = _remove_gone_plan(plan_id, listing.result(), db=db, s3=s3, settings=settings,
+                                        why="is unpublished" if content.unpublished else "does not exist")
             return BuildResult(plan_id, "removed", deleted=deleted, queries=content.queries,
                                seconds=round(time.monotonic() - started, 3), phases=phases)
         recorded = timed("read_state", read_state, s3, settings.bucket, plan_id)
@@ -130,18 +131,19 @@ def build_plan(plan_id: str, *, db, s3, settings: Settings, now: datetime | None
     return result
 
 
-def _remove_gone_plan(plan_id: str, listed: dict[str, str], *, db, s3, settings: Settings) -> list[str]:
+def _remove_gone_plan(plan_id: str, listed: dict[str, str], *, db, s3, settings: Settings,
+                      why: str = "does not exist") -> list[str]:
     """A plan the database does not list: its folder goes to the trash, if the removal guard allows it
     (it refuses when the database lists no plans at all, or when max_plan_removals is 0): `RemovalRefused`."""
     from memora_cdn.engine.removal import judge, remove_plans
 
     if not listed and not list_prefix(s3, settings.bucket, keys.state_key(plan_id)):
-        log.info("plan %s does not exist and has no files: nothing to remove", plan_id)
+        log.info("plan %s %s and has no files: nothing to remove", plan_id, why)
         return []
     decision = judge(db, s3, settings, [plan_id])
     deleted = remove_plans(s3, settings, decision, reason="not listed by the database (deleted or unpublished)",
                            listings={plan_id: listed})[plan_id]
-    log.info("plan %s does not exist: removed %d file(s)", plan_id, len(deleted))
+    log.info("plan %s %s: moved its %d file(s) to the trash", plan_id, why, len(deleted))
     return deleted
 
 

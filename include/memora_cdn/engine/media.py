@@ -45,6 +45,19 @@ def image_url(media_base_url: str, path: str | None) -> str | None:
     return urlunsplit((parts.scheme, host, _encode(parts.path, "/"), _encode(parts.query, "=&"), ""))
 
 
+_PRIVATE_FILES = re.compile(r"(^|/)private/+files(/|$)", re.IGNORECASE)
+
+
+def is_private_file(value: object) -> bool:
+    """True when `value` is, or holds, a Frappe private attachment path (`/private/files/...`, in any case, as a
+    relative path, inside an absolute URL or %-encoded). Frappe serves those only to logged-in desk users, so
+    one is never published (SPEC §2)."""
+    if not isinstance(value, str) or "private" not in value.lower() and "%" not in value:
+        return False
+    text = unquote(value.strip())
+    return _PRIVATE_FILES.search(text) is not None
+
+
 def private_media_key(value: str, media_bucket: str) -> str | None:
     """The object key when `value` addresses the private media bucket ("" when it names the bucket itself, no
     object), else None. Schemes and hosts match in any case, surrounding spaces are ignored and the path's

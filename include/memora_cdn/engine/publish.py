@@ -62,13 +62,18 @@ def list_prefix(client, bucket: str, prefix: str) -> dict[str, str]:
 
 
 def list_published_plans(client, bucket: str) -> set[str]:
-    """Plan folders present under `plans/` (names as they are in the bucket)."""
+    """Names of the plans whose folders are under `plans/` (decoded from their keys, see `keys.encode_name`).
+
+    A folder this exporter would not have written (its name is no encoding of a plan name) is reported and
+    left out, so nothing acts on it."""
     found: set[str] = set()
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=keys.PLANS_PREFIX, Delimiter="/"):
         for common in page.get("CommonPrefixes", ()):
             plan_id = keys.plan_of_key(common["Prefix"])
             if plan_id:
                 found.add(plan_id)
+            else:
+                log.warning("bucket folder %s is not a plan folder this exporter writes; left alone", common["Prefix"][:200])
     return found
 
 

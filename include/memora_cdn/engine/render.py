@@ -141,7 +141,8 @@ class _Renderer:
                                    season=plan.season, grade=plan.grade, stream=plan.stream)
         doc["subjects"] = [
             _put({"id": s.id, "title": s.title}, color_code=s.color_code, image=self.image(s.image))
-            | {"sort_order": s.sort_order, "url": self.urls[s.id], "access": s.access.as_json()}
+            | _put({"sort_order": s.sort_order}, is_linear=s.is_linear)
+            | {"url": self.urls[s.id], "access": s.access.as_json()}
             for s in plan.subjects
         ]
         doc["search_index_url"] = search_index_url
@@ -149,11 +150,12 @@ class _Renderer:
 
     def subject(self, subject: Node) -> dict[str, Any]:
         doc = _put({"id": subject.id, "title": subject.title}, description=subject.description,
-                   color_code=subject.color_code, image=self.image(subject.image))
+                   color_code=subject.color_code, image=self.image(subject.image), is_linear=subject.is_linear)
         doc["access"] = subject.access.as_json()
         doc["tracks"] = [
             _put({"id": t.id, "title": t.title}, description=t.description, image=self.image(t.image))
-            | {"sort_order": t.sort_order, "access": t.access.as_json(), "units": [self.unit_summary(u) for u in t.children]}
+            | _put({"sort_order": t.sort_order}, is_linear=t.is_linear)
+            | {"access": t.access.as_json(), "units": [self.unit_summary(u) for u in t.children]}
             for t in subject.children
         ]
         units = [u for t in subject.children for u in t.children]
@@ -168,7 +170,8 @@ class _Renderer:
     def unit_summary(self, unit: Node) -> dict[str, Any]:
         doc = _put({"id": unit.id, "title": unit.title}, description=unit.description,
                    image=self.image(unit.image), badge_image=self.image(unit.badge_image))
-        doc |= {"sort_order": unit.sort_order, "url": self.urls[unit.id], "access": unit.access.as_json(),
+        doc |= _put({"sort_order": unit.sort_order}, is_linear=unit.is_linear)
+        doc |= {"url": self.urls[unit.id], "access": unit.access.as_json(),
                 "topic_count": len(unit.children), "lesson_count": sum(len(tp.children) for tp in unit.children)}
         return doc
 
@@ -177,18 +180,19 @@ class _Renderer:
         subject = track.parent  # type: ignore[union-attr]
         doc = _put({"id": unit.id, "title": unit.title}, description=unit.description,
                    image=self.image(unit.image), badge_image=self.image(unit.badge_image))
+        doc |= _put({"sort_order": unit.sort_order}, is_linear=unit.is_linear)
         doc |= {
-            "sort_order": unit.sort_order,
             "access": unit.access.as_json(),
             "parent": {"track_id": track.id, "track_title": track.title,  # type: ignore[union-attr]
                        "subject_id": subject.id, "subject_title": subject.title},  # type: ignore[union-attr]
             "topics": [
                 _put({"id": tp.id, "title": tp.title}, description=tp.description, image=self.image(tp.image))
-                | {"sort_order": tp.sort_order, "access": tp.access.as_json(),
+                | _put({"sort_order": tp.sort_order}, is_linear=tp.is_linear)
+                | {"access": tp.access.as_json(),
                    "lessons": [
                        _put({"id": ls.id, "title": ls.title}, description=ls.description, image=self.image(ls.image))
-                       | {"sort_order": ls.sort_order, "url": self.urls[ls.id], "access": ls.access.as_json(),
-                          "stage_count": len(ls.stages)}
+                       | _put({"sort_order": ls.sort_order}, bit_index=ls.bit_index)
+                       | {"url": self.urls[ls.id], "access": ls.access.as_json(), "stage_count": len(ls.stages)}
                        for ls in tp.children
                    ]}
                 for tp in unit.children
@@ -213,9 +217,10 @@ class _Renderer:
                     if expiry is not None:
                         expiries.append(expiry)
                 entry["config"] = config
-            stages.append(entry)
+            stages.append(_put(entry, weight=stage.weight, target_time=stage.target_time, is_skippable=stage.is_skippable))
         doc = _put({"id": lesson.id, "title": lesson.title}, description=lesson.description, image=self.image(lesson.image))
         doc["sort_order"] = lesson.sort_order
+        _put(doc, bit_index=lesson.bit_index)
         if expiries:
             doc["signed_url_expiry"] = datetime.fromtimestamp(min(expiries), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         doc["access"] = lesson.access.as_json()

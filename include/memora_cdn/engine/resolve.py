@@ -14,17 +14,19 @@ from typing import Any, Iterable
 
 import orjson
 
-from memora_cdn.engine.keys import is_safe_name
-from memora_cdn.engine.media import image_url
+from memora_cdn.engine import keys
+from memora_cdn.engine.media import image_url, is_private_file
 from memora_cdn.engine.read import PlanContent
 
 STAGE_TYPES = ("Video", "Question", "Text", "Interactive")
-OVERRIDE_ACTIONS = ("Hide", "Rename", "Set Free", "Set Sold Separately")
+OVERRIDE_ACTIONS = ("Hide", "Rename", "Set Free", "Set Sold Separately", "Set Access Level", "Set Linear")
 KINDS = ("subject", "track", "unit", "topic", "lesson")
 DOCTYPE_OF = {kind: f"Memora {kind.title()}" for kind in KINDS}
 KIND_OF = {doctype: kind for kind, doctype in DOCTYPE_OF.items()}
 
 PUBLIC, AUTHENTICATED, PAID, FREE_PREVIEW = "public", "authenticated", "paid", "free_preview"
+ACCESS_LEVELS = (PUBLIC, AUTHENTICATED, PAID, FREE_PREVIEW)
+PRIVATE_FILE = "is a Frappe private file (served only to desk users); omitted"
 
 # C0/C1 control characters other than tab and newline never belong in a title (NUL bytes included).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -71,6 +73,9 @@ class Stage:
     title: str
     type: str
     config: dict[str, Any] | None
+    weight: float | None = None  # the 008 columns; None where the database has none
+    target_time: int | None = None
+    is_skippable: bool | None = None
 
 
 @dataclass
@@ -84,6 +89,8 @@ class Node:
     image: str | None = None
     color_code: str | None = None
     badge_image: str | None = None
+    is_linear: bool | None = None  # subject, track, unit, topic (008); None where the column is missing
+    bit_index: int | None = None  # lesson (008); None where the column is missing or no bit is assigned
     parent: "Node | None" = None
     children: list["Node"] = field(default_factory=list)
     stages: list[Stage] = field(default_factory=list)
@@ -125,9 +132,11 @@ class _Overrides:
     renamed: dict[tuple[str, str], str] = field(default_factory=dict)
     free: set[tuple[str, str]] = field(default_factory=set)
     sold_separately: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    level: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)  # target -> (level, override name)
+    linear: dict[tuple[str, str], bool] = field(default_factory=dict)
 
     def targets(self) -> set[tuple[str, str]]:
-        return self.hidden | set(self.renamed) | self.free | set(self.sold_separately)
+        return self.hidden | set(self.renamed) | self.free | set(self.sold_separately) | set(self.level) | set(self.linear)
 
 
 def clean_text(value: Any) -> str:
@@ -141,6 +150,32 @@ def _flag(value: Any) -> bool:
 def _item(value: Any) -> str | None:
     text = clean_text(value)
     return text or None
+
+
+def _bit(value: Any) -> int | None:
+    """A lesson's bit in the progress engine; None for none (-1, Frappe's default, or no column)."""
+    try:
+        bit = int(value)
+    except (TypeError, ValueError):
+        return None
+    return bit if bit >= 0 else None
+
+
+def _number(value: Any) -> float:
+    """A Float column (MariaDB returns a Decimal) as a finite, non-negative JSON number."""
+    try:
+        number = float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if number >= 0 and number != float("inf") else 0.0
+
+
+def _nearest_paid_item(node: "Node | None") -> str | None:
+    while node is not None:
+        if node.access.level == PAID:
+            return node.access.required_item
+        node = node.parent
+    return None
 
 
 def _sort_key(row: dict[str, Any]) -> tuple[int, str]:
@@ -233,10 +268,25 @@ class _Resolver:
                 o.free.add(target)
             elif action == "Set Sold Separately":
                 o.sold_separately[target] = _item(row.get("override_value"))
+            elif action == "Set Access Level":
+                level = clean_text(row.get("override_value")).lower()
+                if level in ACCESS_LEVELS:
+                    o.level[target] = (level, str(row["name"]))
+                else:
+                    self.report("Memora Plan Override", row["name"], f"Set Access Level with override_value "
+                                f"{row.get('override_value')!r}, not one of {', '.join(ACCESS_LEVELS)}; ignored")
+            elif action == "Set Linear":
+                value = clean_text(row.get("override_value"))
+                if value in ("0", "1"):
+                    o.linear[target] = value == "1"
+                else:
+                    self.report("Memora Plan Override", row["name"],
+                                f"Set Linear with override_value {row.get('override_value')!r}, not 0 or 1; ignored")
             else:
                 self.report("Memora Plan Override", row["name"], f"unknown action {action!r}")
 
-    def _access(self, kind: str, row: dict[str, Any], key: tuple[str, str], parent: Access) -> Access:
+    def _access(self, kind: str, row: dict[str, Any], key: tuple[str, str], parent: Node | None,
+                parent_access: Access) -> Access:
         o = self.overrides
         sold_override = key in o.sold_separately
         if kind == "track":
@@ -248,16 +298,25 @@ class _Resolver:
         # The plan's own item wins over the node's column: the override is the plan-specific decision.
         item = o.sold_separately.get(key) or _item(row.get("required_item"))
 
+        if key in o.level:  # `Set Access Level` fixes the level ahead of the six rules
+            forced, override = o.level[key]
+            if forced != PAID:
+                return Access(forced, None, sold, parent_item_required)
+            paid_item = item or _nearest_paid_item(parent)
+            if paid_item:
+                return Access(PAID, paid_item, sold, parent_item_required)
+            self.report("Memora Plan Override", override, f"Set Access Level paid on {key[0]} {key[1]!r}, which has "
+                        "no required_item and no paid ancestor; ignored")
         if key in o.free or _flag(row.get("is_free_preview")):  # rules 1 and 2
             level, item = FREE_PREVIEW, None
         elif item:  # rule 3
             level = PAID
-        elif parent.level == PAID:  # rule 4
-            level, item = PAID, parent.required_item
-        elif _flag(row.get("is_public")):  # rule 5
+        elif parent_access.level == PAID:  # rule 4
+            level, item = PAID, parent_access.required_item
+        elif _flag(row.get("is_public")):  # rule 5 (only where the column exists: the app's 008 dropped it)
             level, item = PUBLIC, None
-        elif parent.level in (PUBLIC, FREE_PREVIEW):  # rule 6
-            level, item = parent.level, None
+        elif parent_access.level in (PUBLIC, FREE_PREVIEW):  # rule 6
+            level, item = parent_access.level, None
         else:
             level, item = AUTHENTICATED, None
         return Access(level, item, sold, parent_item_required)
@@ -269,8 +328,10 @@ class _Resolver:
         key = (doctype, name)
         if not _flag(row.get("is_published")) or key in self.overrides.hidden:
             return None
-        if not is_safe_name(name):
-            self.report(doctype, name, "name cannot be used in a bucket key; skipped with everything under it")
+        try:
+            keys.check_node(self.plan_id, kind, name)
+        except keys.UnsafeName as exc:
+            self.report(doctype, name, f"{exc}; skipped with everything under it")
             return None
         title = self.overrides.renamed.get(key) or clean_text(row.get("title"))
         if not title:
@@ -281,11 +342,13 @@ class _Resolver:
             id=name,
             title=title,
             sort_order=int(row.get("sort_order") or 0) if sort_order is None else sort_order,
-            access=self._access(kind, row, key, parent_access),
+            access=self._access(kind, row, key, parent, parent_access),
             description=clean_text(row.get("description")) or None,
             image=clean_text(row.get("image")) or None,
             color_code=clean_text(row.get("color_code")) or None,
             badge_image=clean_text(row.get("badge_image")) or None,
+            is_linear=self.overrides.linear.get(key, _flag(row["is_linear"]) if "is_linear" in row else None),
+            bit_index=_bit(row.get("bit_index")),
             parent=parent,
         )
         if node.color_code and not re.fullmatch(r"#[0-9A-Fa-f]{6}", node.color_code):
@@ -293,7 +356,10 @@ class _Resolver:
             node.color_code = None
         for attr in ("image", "badge_image"):
             value = getattr(node, attr)
-            if value and image_url("https://media.invalid", value) is None:
+            if value and is_private_file(value):
+                self.report(doctype, name, f"{attr} {value[:200]!r} {PRIVATE_FILE}")
+                setattr(node, attr, None)
+            elif value and image_url("https://media.invalid", value) is None:
                 self.report(doctype, name, f"{attr} {value[:200]!r} is not a usable URL; omitted")
                 setattr(node, attr, None)
         child_kind = KINDS[KINDS.index(kind) + 1] if kind != "lesson" else None
@@ -325,8 +391,35 @@ class _Resolver:
                     if not isinstance(config, dict):
                         self.report("Memora Lesson Stage", row["name"], f"config is a JSON {type(config).__name__}, not an object; published without config")
                         config = None
-            stages.append(Stage(idx=len(stages) + 1, title=clean_text(row.get("title")), type=row["type"], config=config))
+            if config is not None:
+                config = self._without_private_files(config, "config", row["name"], lesson_id)
+            stages.append(Stage(
+                idx=len(stages) + 1, title=clean_text(row.get("title")), type=row["type"], config=config,
+                weight=_number(row.get("weight")) if "weight" in row else None,
+                target_time=max(0, int(row.get("target_time") or 0)) if "target_time" in row else None,
+                is_skippable=_flag(row.get("is_skippable")) if "is_skippable" in row else None,
+            ))
         return stages
+
+    def _without_private_files(self, value: Any, path: str, stage: str, lesson_id: str) -> Any:
+        """`value` with every string that is (or holds) a Frappe private file path left out, each one reported."""
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                if isinstance(v, str) and is_private_file(v):
+                    self.report("Memora Lesson Stage", stage, f"{path}.{k} {v[:200]!r} {PRIVATE_FILE} (lesson {lesson_id!r})")
+                else:
+                    out[k] = self._without_private_files(v, f"{path}.{k}", stage, lesson_id)
+            return out
+        if isinstance(value, list):
+            items = []
+            for i, v in enumerate(value):
+                if isinstance(v, str) and is_private_file(v):
+                    self.report("Memora Lesson Stage", stage, f"{path}[{i}] {v[:200]!r} {PRIVATE_FILE} (lesson {lesson_id!r})")
+                else:
+                    items.append(self._without_private_files(v, f"{path}[{i}]", stage, lesson_id))
+            return items
+        return value
 
 
 def resolve_plan(content: PlanContent) -> ResolvedPlan:

@@ -117,7 +117,8 @@ def _subfolders(client, bucket: str, prefix: str) -> list[str]:
 
 
 def trashed_plans(client, bucket: str) -> list[str]:
-    return sorted(p for p in _subfolders(client, bucket, keys.TRASH_PREFIX) if keys.is_safe_name(p))
+    """The plans with trashed copies (folder names decoded; a folder this exporter did not write is left alone)."""
+    return sorted(p for p in (keys.decode_name(f) for f in _subfolders(client, bucket, keys.TRASH_PREFIX)) if p)
 
 
 def trashed_copies(client, bucket: str, plan_id: str) -> list[TrashedCopy]:

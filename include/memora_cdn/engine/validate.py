@@ -29,6 +29,8 @@ import jsonschema_rs
 from jsonschema import Draft7Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, relevance
 
+from memora_cdn.engine import keys
+
 KINDS = ("manifest", "subject", "unit", "lesson", "search_index", "search_shard")
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
@@ -184,15 +186,18 @@ def _json_path(parts) -> str:
 
 def _cross_check(kind: str, doc: dict[str, Any]) -> tuple[str, str] | None:
     """Invariants between fields that JSON Schema cannot express (SPEC §3, §5)."""
+    if kind in ("manifest", "search_index"):
+        try:
+            prefix = keys.plan_prefix(doc["plan_id"])
+        except keys.UnsafeName as exc:
+            return "$.plan_id", str(exc)
     if kind == "manifest":
-        prefix = f"plans/{doc['plan_id']}/"
         if not doc["search_index_url"].startswith(prefix):
             return "$.search_index_url", f"not under {prefix}"
         for i, s in enumerate(doc["subjects"]):
             if not s["url"].startswith(prefix):
                 return f"$.subjects[{i}].url", f"not under {prefix}"
     elif kind == "search_index":
-        prefix = f"plans/{doc['plan_id']}/"
         if doc["is_sharded"]:
             for i, s in enumerate(doc["shards"]):
                 if not s["url"].startswith(prefix):

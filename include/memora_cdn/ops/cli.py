@@ -486,13 +486,14 @@ def cmd_verify(ctx: Context, args: argparse.Namespace) -> int:
             print(f"{plan_id}: ok")
         progress.step(plan_id)
     if args.all:
+        from memora_cdn.engine import keys
         from memora_cdn.engine.read import list_plans
 
         strays = sorted(list_published_plans(s3, settings.bucket) - set(list_plans(db)))
         for plan_id in strays:
             differing += 1
-            print(f"{plan_id}: not in the database but its folder plans/{plan_id}/ is in the bucket "
-                  "(the nightly full rebuild removes it, within the removal guard; see remove-plans)")
+            print(f"{plan_id}: not in the database (or unpublished) but its folder {keys.plan_prefix(plan_id)} is in "
+                  "the bucket (the nightly full rebuild removes it, within the removal guard; see remove-plans)")
     print(f"{consistent} consistent, {differing} with differences")
     return EXIT_DIFFERENCES if differing else EXIT_OK
 

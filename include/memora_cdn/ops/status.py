@@ -105,8 +105,7 @@ def _check_plan_names(plans: Iterable[Any]) -> list[str]:
     bad = [p for p in plans if not keys.is_safe_name(p)]
     if bad:
         shown = ", ".join(repr(p if not isinstance(p, str) or len(p) <= 60 else p[:60] + "…") for p in bad[:10])
-        raise InvalidRequest(f"not plan names: {shown} (plan names are 1-{keys.MAX_NAME_LENGTH} characters of "
-                             "A-Z a-z 0-9 _ . -, no '..')")
+        raise InvalidRequest(f"not plan names: {shown} (plan names are {keys.NAME_RULE})")
     return list(dict.fromkeys(plans))
 
 

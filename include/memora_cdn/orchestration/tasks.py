@@ -54,9 +54,8 @@ def plans_to_rebuild(requested: Iterable[str] | None) -> list[str]:
     # A plan whose name cannot be a bucket key is reported and skipped (as the sync refuses it), not failed on
     # every night: it would fail its build task and its retries, and never publish.
     for name in [p for p in plans if not keys.is_safe_name(p)]:
-        log.warning("plan %s cannot be published: its name cannot be used in a bucket key "
-                    "(1-%d characters of A-Z a-z 0-9 _ . -, no '..'); rename it",
-                    repr(name if len(name) <= 60 else name[:60] + "…"), keys.MAX_NAME_LENGTH)
+        log.warning("plan %s cannot be published: its name cannot be used in a bucket key (%s); rename it",
+                    repr(name if len(name) <= 60 else name[:60] + "…"), keys.NAME_RULE)
     return [p for p in plans if keys.is_safe_name(p)]
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 from urllib.parse import quote
 
+from memora_cdn.engine import keys as _keys
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CLOUDFLARE_API = "https://api.cloudflare.com"
@@ -71,7 +73,8 @@ class PurgeTargets:
 
 
 def plan_prefix(plan_id: str) -> str:
-    return f"plans/{plan_id}/"
+    """The plan's folder as the bucket (and so the CDN) names it: the plan name encoded as in every key."""
+    return _keys.plan_prefix(plan_id)
 
 
 def plan_targets(plans: Iterable[PlanPurge], prefix_threshold: int) -> PurgeTargets:
