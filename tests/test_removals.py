@@ -114,15 +114,20 @@ def test_removal_settings_defaults_and_null():
     assert parse_settings({"max_plan_removals": 0, "trash_retention_days": 7}).as_dict()["max_plan_removals"] == 0
 
 
-@pytest.mark.parametrize("name", ["../x", "a/b", "", "x y", "a" * 141, None])
-def test_the_trash_is_outside_what_the_cdn_serves_and_takes_only_safe_names(name):
+@pytest.mark.parametrize("name, folder", [("../x", "~2E.~2Fx"), ("a/b", "a~2Fb"), ("x y", "x~20y"),
+                                          ("", None), ("a" * 141, None), (None, None)])
+def test_the_trash_is_outside_what_the_cdn_serves_and_any_plan_name_is_one_folder(name, folder):
     assert not keys.TRASH_PREFIX.startswith(keys.PLANS_PREFIX) and keys.TRASH_PREFIX != keys.STATE_PREFIX
     assert keys.trash_prefix(P1, "20260514T020304Z") == "_memora_cdn_trash/PLAN-2026-0001/20260514T020304Z/"
-    with pytest.raises(keys.UnsafeName):
-        keys.trash_prefix(name)
-    if name is not None:  # no stamp: the plan's whole trash folder
+    if folder is None:  # not a name Frappe allows
         with pytest.raises(keys.UnsafeName):
-            keys.trash_prefix(P1, name)
+            keys.trash_prefix(name)
+    else:  # any Frappe name is one encoded folder, never a path
+        assert keys.trash_prefix(name) == f"_memora_cdn_trash/{folder}/"
+        assert keys.decode_name(folder) == name
+    for stamp in ("../x", "a/b", "", "20260514T020304Z/.."):  # a stamp is never a path either
+        with pytest.raises(keys.UnsafeName):
+            keys.trash_prefix(P1, stamp)
 
 
 # -- with the services ----------------------------------------------------------------------------------------

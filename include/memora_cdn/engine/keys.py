@@ -26,6 +26,7 @@ import re
 PLANS_PREFIX = "plans/"
 STATE_PREFIX = "_memora_cdn_state/"
 TRASH_PREFIX = "_memora_cdn_trash/"
+_TRASH_STAMP = re.compile(r"\d{8}T\d{6}Z(-[0-9A-Za-z]{1,16})?")  # a copy's UTC time (and a suffix)
 MAX_NAME_LENGTH = 140  # Frappe's varchar(140) primary key
 MAX_KEY_BYTES = 1024  # S3's limit on an object key (UTF-8 bytes)
 NAME_RULE = f"1-{MAX_NAME_LENGTH} characters of text, at most {MAX_KEY_BYTES} bytes once encoded into a key"
@@ -167,7 +168,11 @@ def state_key(plan_id: str) -> str:
 def trash_prefix(plan_id: str, stamp: str | None = None) -> str:
     """`_memora_cdn_trash/{plan}/` or, with a stamp (`20260514T020000Z`), one trashed copy's prefix."""
     prefix = f"{TRASH_PREFIX}{encode_name(check_name(plan_id, 'plan'))}/"
-    return prefix if stamp is None else f"{prefix}{check_name(stamp, 'trash stamp')}/"
+    if stamp is None:
+        return prefix
+    if not isinstance(stamp, str) or not _TRASH_STAMP.fullmatch(stamp):
+        raise UnsafeName(f"trash stamp {_shown(stamp)} is not a UTC time stamp such as 20260514T020000Z")
+    return f"{prefix}{stamp}/"
 
 
 def plan_of_key(key: str) -> str | None:
