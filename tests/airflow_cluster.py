@@ -55,6 +55,11 @@ class Airflow:
         assert r.status_code < 300, r.text
         return r.json()
 
+    def patch(self, path: str, body: dict):
+        r = self.session.patch(f"{self.base}/api/v2{path}", json=body, timeout=30)
+        assert r.status_code < 300, r.text
+        return r.json()
+
     def runs(self, dag_id: str) -> list[dict]:
         return self.get(f"/dags/{dag_id}/dagRuns", order_by="-run_after", limit=50)["dag_runs"]
 

@@ -15,7 +15,7 @@ from memora_cdn_demo import content as demo
 from memora_cdn.engine import keys
 from memora_cdn.engine.build import build_plan
 from memora_cdn.engine.publish import list_prefix
-from memora_cdn.tracking.registry import Registry, lock_key
+from memora_cdn.tracking.registry import PENDING, Registry, lock_key
 from memora_cdn.settings import parse_settings
 from tests.standins.s3_proxy import S3FaultProxy
 from tests.airflow_cluster import CELERY_WORKERS, celery_cluster, memora_env, standalone
@@ -222,20 +222,17 @@ class LockObserver:
         self.thread.join(5)
 
 
-def test_two_workers_never_build_one_plan_at_once(stack):
-    """The same plans in two overlapping runs (a limited full rebuild and a manual sync), builds slowed to >= 3 s by
-    the store: whenever both runs reach a plan at once, one build holds its lock and the other gives the plan back
-    to the pending set (SPEC §7); every build that ran held the lock alone."""
-    celery_only(stack)
+def contend(stack, plans):
+    """A limited full rebuild and a manual sync of the same plans, started together, their builds slowed by the store
+    to several seconds: -> (lock holders per plan, plans given back to pending, build task instances per plan)."""
     api, proxy, registry = stack["api"], stack["proxy"], stack["registry"]
-    plans = PLANS[40:48]
     for plan_id in plans:
-        edit_plan_title(stack, plan_id, "Contended")
-        proxy.delay_prefix(keys.plan_prefix(plan_id), 3.0)
+        edit_plan_title(stack, plan_id, f"Contended {time.time():.0f}")
+        proxy.delay_prefix(keys.plan_prefix(plan_id), 6.0)
     assert registry.pending_count() == 0
     # a scheduled sync run in between would claim the plans given back: keep clear of the next */5 tick
     to_tick = 300 - time.time() % 300
-    if to_tick < 100:
+    if to_tick < 90:
         time.sleep(to_tick + 20)
     try:
         with LockObserver(registry.redis, plans) as observer:
@@ -246,24 +243,42 @@ def test_two_workers_never_build_one_plan_at_once(stack):
             given_back = registry.pending() & set(plans)  # read at once: a later sync run would claim them
     finally:
         proxy.no_delays()
+    registry.redis.srem(PENDING, *plans)  # they are published; the next round starts clean
     tis = {plan_id: [] for plan_id in plans}
     for dag_id, run in (("memora_cdn_full_rebuild", rebuild), ("memora_cdn_sync", sync)):
         for ti in api.task_instances(dag_id, run["dag_run_id"]):
             if ti["task_id"] == "build":
                 tis[ti["rendered_map_index"]].append(ti)
-    contended_across_workers = []
-    for plan_id in plans:
-        holders = observer.holders[plan_id]
-        # each build that ran took the lock once (its own token); a plan given back was refused once
-        assert len(holders) == 2 - (plan_id in given_back), (plan_id, holders, given_back)
-        for (_, _, last), (_, first, _) in zip(holders, holders[1:]):
-            assert last < first, (plan_id, holders)  # held by one build at a time
-        a, b = tis[plan_id]
-        overlap = (max(parse_time(a["start_date"]), parse_time(b["start_date"]))
-                   < min(parse_time(a["end_date"]), parse_time(b["end_date"])))
-        if plan_id in given_back and overlap and a["hostname"] != b["hostname"]:
-            contended_across_workers.append(plan_id)
-    # the test means something only if the two workers did meet on a plan
-    assert contended_across_workers, {p: [(ti["hostname"], ti["start_date"], ti["end_date"]) for ti in tis[p]] for p in plans}
-    manifest = json.loads(stack["s3"].get_object(Bucket=stack["settings"].bucket, Key=keys.manifest_key(plans[0]))["Body"].read())
-    assert manifest["title"] == "Contended"
+    return observer.holders, given_back, tis
+
+
+def test_two_workers_never_build_one_plan_at_once(stack):
+    """Whenever both runs reach a plan at once, one build holds its lock and the other gives the plan back to the
+    pending set (SPEC §7); every build that ran held the plan's lock alone. Repeated (other plans) until the two
+    workers met on a plan: Celery decides which worker runs which build."""
+    celery_only(stack)
+    api = stack["api"]
+    api.patch("/pools/memora_cdn_builds", {"pool": "memora_cdn_builds", "slots": 8, "include_deferred": False})  # both runs' builds at once (2 workers x 4 slots)
+    try:
+        met, rounds = [], []
+        for plans in (PLANS[38:42], PLANS[42:46], PLANS[46:50]):
+            holders, given_back, tis = contend(stack, plans)
+            rounds.append({p: [(ti["hostname"], ti["start_date"], ti["end_date"]) for ti in tis[p]] for p in plans})
+            for plan_id in plans:
+                # each build that ran took the lock once (its own token); a plan given back was refused once
+                assert len(holders[plan_id]) == 2 - (plan_id in given_back), (plan_id, holders[plan_id], given_back)
+                for (_, _, last), (_, first, _) in zip(holders[plan_id], holders[plan_id][1:]):
+                    assert last < first, (plan_id, holders[plan_id])  # held by one build at a time
+                a, b = tis[plan_id]
+                overlap = (max(parse_time(a["start_date"]), parse_time(b["start_date"]))
+                           < min(parse_time(a["end_date"]), parse_time(b["end_date"])))
+                if plan_id in given_back and overlap and a["hostname"] != b["hostname"]:
+                    met.append(plan_id)
+            if met:
+                break
+        # the test means something only if the two workers did meet on a plan
+        assert met, rounds
+    finally:
+        api.patch("/pools/memora_cdn_builds", {"pool": "memora_cdn_builds", "slots": 4, "include_deferred": False})
+    manifest = json.loads(stack["s3"].get_object(Bucket=stack["settings"].bucket, Key=keys.manifest_key(met[0]))["Body"].read())
+    assert manifest["title"].startswith("Contended")
