@@ -10,6 +10,8 @@ help:
 	@echo "make test-faults - only the fault, bad-input and security tests (about 3 min)"
 	@echo "make bench  - benchmarks P1-P6 and growth into bench/RESULTS.md (about 60 min; python -m bench.run --quick for a smoke check)"
 	@echo "make airflow - airflow standalone on http://127.0.0.1:8080 wired to the local stack (user ops)"
+	@echo "make airflow-celery - CeleryExecutor cluster (PostgreSQL, Redis broker, 2 workers) on http://127.0.0.1:8090, in the background"
+	@echo "make airflow-celery-stop - stop it"
 
 $(STAMP):
 	bash scripts/services.sh
@@ -31,6 +33,14 @@ demo: services
 airflow: services
 	bash scripts/airflow_standalone.sh
 
+# the same cluster as docker-compose.yaml, as separate processes on this machine (scripts/airflow_celery.sh)
+airflow-celery: services
+	source scripts/airflow_env.sh && MEMORA_VENV=$(abspath $(VENV)) bash scripts/demo_stack.sh
+	MEMORA_VENV=$(abspath $(VENV)) bash scripts/airflow_celery.sh start
+
+airflow-celery-stop:
+	MEMORA_VENV=$(abspath $(VENV)) bash scripts/airflow_celery.sh stop
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check --preview --select AIR dags include plugins docs/examples
 
@@ -45,4 +55,4 @@ test-faults: $(STAMP)
 bench: services
 	PYTHONPATH=include $(PY) -m bench.run
 
-.PHONY: help venv services demo lint test test-faults bench airflow
+.PHONY: help venv services demo lint test test-faults bench airflow airflow-celery airflow-celery-stop

@@ -16,21 +16,8 @@ mkdir -p "$AIRFLOW_HOME"
 if [ ! -s "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" ]; then
   python3 -c "import json, secrets; print(json.dumps({'ops': secrets.token_urlsafe(12)}))" > "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
 fi
+bash scripts/demo_stack.sh
 PY=.venv/bin/python
-if ! mysql -h 127.0.0.1 -u root -e "SELECT 1 FROM \`$MEMORA_DB\`.\`tabMemora Academic Plan\` LIMIT 1" >/dev/null 2>&1; then
-  $PY -m memora_cdn_demo.content --database "$MEMORA_DB"
-fi
-$PY - <<'PY'
-import json, os, boto3
-conn = json.loads(os.environ["AIRFLOW_CONN_MEMORA_S3"]); settings = json.loads(os.environ["AIRFLOW_VAR_MEMORA_CDN_SETTINGS"])
-s3 = boto3.client("s3", endpoint_url=conn["extra"]["endpoint_url"], aws_access_key_id=conn["login"],
-                  aws_secret_access_key=conn["password"], region_name="us-east-1")
-for bucket in (settings.get("bucket", "memora-cdn"), settings.get("media_bucket", "memora-media")):
-    try:
-        s3.create_bucket(Bucket=bucket)
-    except s3.exceptions.BucketAlreadyOwnedByYou:
-        pass
-PY
 .venv/bin/airflow db migrate >/dev/null
 .venv/bin/airflow dags reserialize >/dev/null 2>&1 || true
 for dag in memora_cdn_sync memora_cdn_full_rebuild; do .venv/bin/airflow dags unpause "$dag" >/dev/null 2>&1 || true; done

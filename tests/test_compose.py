@@ -110,33 +110,100 @@ def test_every_image_is_pinned(services):
         assert PINNED_TAG_RE.match(tag), f"{name}: image {image!r} uses a floating tag (pin major.minor[.patch])"
 
 
-def test_dockerfile_base_image_is_pinned_and_extends_the_official_image():
+def dockerfile_stages() -> dict[str, dict]:
+    """name -> {"from": base, "body": instructions} of each stage; an unnamed stage is keyed by its index."""
     text = DOCKERFILE.read_text(encoding="utf-8")
-    froms = re.findall(r"^FROM\s+(\S+)", text, re.M)
-    assert len(froms) == 1, froms
-    m = IMAGE_RE.match(froms[0])
-    assert m and m.group("name") == "apache/airflow" and PINNED_TAG_RE.match(m.group("tag")), froms[0]
-    # mysqlclient is built from source: its build dependencies are installed as root, then back to airflow
-    for pkg in ("default-libmysqlclient-dev", "pkg-config", "build-essential"):
-        assert re.search(rf"apt-get install[^\n]*(?:\\\n[^\n]*)*\b{re.escape(pkg)}\b", text), f"{pkg} not installed"
-    users = re.findall(r"^USER\s+(\S+)", text, re.M)
-    assert users and users[0] == "root" and users[-1] == "airflow", users
-    assert re.search(r"^COPY\s+requirements\.txt\s", text, re.M)
-    install = re.search(r"^RUN pip install[^\n]*", text, re.M)
-    assert install and "--no-cache-dir" in install.group(0) and "-r /requirements.txt" in install.group(0)
-    assert '"apache-airflow==${AIRFLOW_VERSION}"' in install.group(0), "pip may move Airflow's version"
+    args = dict(re.findall(r"^ARG\s+(\w+)=(\S+)", text.split("\nFROM", 1)[0], re.M))
+    stages, current = {}, None
+    for line in re.sub(r"\\\n", " ", text).splitlines():
+        m = re.match(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", line, re.I)
+        if m:
+            base = re.sub(r"\$\{(\w+)\}", lambda v: args.get(v.group(1), v.group(0)), m.group(1))
+            current = m.group(2) or str(len(stages))
+            stages[current] = {"from": base, "body": []}
+        elif current and line.strip() and not line.lstrip().startswith("#"):
+            stages[current]["body"].append(line.strip())
+    return stages
+
+
+APT_BUILD_TOOLS = ("build-essential", "gcc", "g++", "make", "pkg-config", "default-libmysqlclient-dev", "libmariadb-dev")
+
+
+def apt_installed(body: list[str]) -> list[str]:
+    pkgs = []
+    for line in body:
+        for m in re.finditer(r"apt-get install ([^&;]*)", line):
+            pkgs += [w for w in m.group(1).split() if not w.startswith("-")]
+    return pkgs
+
+
+def test_dockerfile_is_multi_stage_from_the_pinned_official_image():
+    stages = dockerfile_stages()
+    assert list(stages) == ["build", "runtime", "dev", "production"], list(stages)
+    for name in ("build", "runtime"):
+        m = IMAGE_RE.match(stages[name]["from"])
+        assert m and m.group("name") == "apache/airflow" and PINNED_TAG_RE.match(m.group("tag")), stages[name]
+    assert stages["build"]["from"] == stages["runtime"]["from"], "both stages must use one Airflow image"
+    # the default target (the last stage) is the runtime stage as it is: nothing added on top
+    assert stages["production"] == {"from": "runtime", "body": []}
+    assert stages["dev"]["from"] == "runtime"
+
+
+def test_build_stage_builds_wheels_from_constraints():
+    build = dockerfile_stages()["build"]["body"]
+    for pkg in ("build-essential", "default-libmysqlclient-dev", "pkg-config"):  # mysqlclient is compiled here
+        assert pkg in apt_installed(build), f"{pkg} not installed in the build stage"
+    wheel = [line for line in build if "pip wheel" in line]
+    assert wheel, "the build stage must build wheels"
+    deps = next(line for line in wheel if "-r requirements.txt" in line)
+    assert "-c constraints.txt" in deps and '"apache-airflow==${AIRFLOW_VERSION}"' in deps, deps
+    assert any(re.search(r"pip wheel .*--no-deps .*\s\.(\s|$)", line) for line in wheel), "the memora-cdn package"
+    copied = " ".join(line for line in build if line.startswith("COPY"))
+    for needed in ("requirements.txt", "constraints.txt", "pyproject.toml", "include/memora_cdn"):
+        assert needed in copied, f"the build stage does not copy {needed}"
+    assert "memora_cdn_demo" not in copied, "the demo generator is development-only"
+
+
+def test_runtime_stage_has_no_compilers_and_installs_only_the_wheels():
+    runtime = dockerfile_stages()["runtime"]["body"]
+    apt = apt_installed(runtime)
+    assert apt == ["libmariadb3"], apt  # mysqlclient's runtime library, nothing to build with
+    assert not [tool for tool in APT_BUILD_TOOLS if tool in apt]
+    install = [line for line in runtime if "pip install" in line]
+    assert len(install) == 1, install
+    line = install[0]
+    assert "--no-index" in line and "--find-links /tmp/wheels" in line, "only the wheels the build stage made"
+    assert "-c /tmp/pins/constraints.txt" in line and '"apache-airflow==${AIRFLOW_VERSION}"' in line, line
+    assert "memora-cdn" in line.split(), "the package is baked in"
+    assert any(line.startswith("COPY --from=build /home/airflow/wheels") for line in runtime)
+    copied = " ".join(line for line in runtime if line.startswith("COPY"))
+    assert " dags" not in copied and "include/" not in copied, "DAG files come from the bundle, the package as a wheel"
+    assert "plugins/" in copied, "the dashboard plugin is part of the image"
+    users = [line.split()[1] for line in runtime if line.startswith("USER")]
+    assert users and users[-1] == "airflow", users
+    assert not any("PYTHONPATH" in line for line in runtime), "the package is installed, not put on a path"
+
+
+def test_dev_stage_adds_only_the_demo_generator():
+    dev = dockerfile_stages()["dev"]["body"]
+    assert [line for line in dev if line.startswith("COPY")] == [
+        "COPY --chown=airflow:0 include/memora_cdn_demo /opt/airflow/dev/memora_cdn_demo"]
+    assert "ENV PYTHONPATH=/opt/airflow/dev" in dev
+    assert not apt_installed(dev)
 
 
 def test_airflow_version_matches_requirements(compose, services, airflow_pin):
     common = compose["x-airflow-common"]
-    assert common.get("build") in (".", {"context": "."}), "the common anchor must build ./Dockerfile"
+    assert common.get("build") == {"context": ".", "target": "production"}, "the common anchor builds the production stage"
     tag = IMAGE_RE.match(common["image"]).group("tag")
     assert tag == airflow_pin or tag.startswith(f"{airflow_pin}-"), (common["image"], airflow_pin)
-    base = re.search(r"^FROM\s+apache/airflow:(\S+)", DOCKERFILE.read_text(encoding="utf-8"), re.M).group(1)
+    base = dockerfile_stages()["runtime"]["from"].split(":", 1)[1]
     assert base == airflow_pin or base.startswith(f"{airflow_pin}-python"), (base, airflow_pin)
-    for name in AIRFLOW_SERVICES | {"memora-demo-content"}:
-        assert services[name]["image"] == common["image"], f"{name} does not run the extended Airflow image"
-        assert services[name].get("build") == common["build"], f"{name} does not build the extended image"
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["image"] == common["image"], f"{name} does not run the production image"
+        assert services[name].get("build") == common["build"], f"{name} does not build the production image"
+    demo = services["memora-demo-content"]
+    assert demo["image"] == common["image"] + "-dev" and demo["build"] == {"context": ".", "target": "dev"}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -204,7 +271,8 @@ def test_celery_executor_with_its_own_broker_and_backend(common_env, services):
     metadata = common_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert broker.startswith("redis://") and host_of(broker) == "redis"
     assert services["redis"]["image"].startswith("redis:")
-    assert backend.startswith("db+postgresql://") and host_of(backend) == "postgres"
+    # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; the image has psycopg2 (requirements.txt)
+    assert backend.startswith("db+postgresql+psycopg2://") and host_of(backend) == "postgres"
     assert metadata.startswith("postgresql") and host_of(metadata) == "postgres"
     assert services["postgres"]["image"].startswith("postgres:")
 
@@ -220,11 +288,16 @@ def test_airflow_settings(common_env, services):
     assert host_of(api) == "airflow-apiserver" and urlsplit(api).path == "/execution/"
     assert "8080:8080" in services["airflow-apiserver"]["ports"]
     assert common_env.get("AIRFLOW__API_AUTH__JWT_SECRET"), "components must share one JWT secret"
+    assert common_env.get("AIRFLOW__API__SECRET_KEY"), "components must share one API secret key"
+    for name in AIRFLOW_SERVICES:  # no service overrides them with a value of its own
+        env = services[name]["environment"]
+        for secret in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"):
+            assert env.get(secret) == common_env[secret], (name, secret)
 
 
-def test_init_creates_the_build_pool():
-    # the pool name the DAGs use (read from the source: importing memora_cdn.orchestration.defaults would load Airflow)
-    pool = re.search(r'^DEDICATED_BUILD_POOL\s*=\s*"([^"]+)"', (REPO / "include" / "memora_cdn" / "orchestration" / "defaults.py").read_text(), re.M).group(1)
+def test_init_creates_the_build_pool_the_dags_are_told_to_use(common_env):
+    pool = common_env["AIRFLOW__MEMORA_CDN__BUILD_POOL"]  # [memora_cdn] build_pool, read by both DAGs
+    assert pool == "memora_cdn_builds"
     raw_service = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]["airflow-init"]
     script = interpolate(raw_service["command"][-1])
     assert f'airflow pools set {pool} 8 "Memora CDN plan builds"' in script
@@ -247,15 +320,13 @@ def _bind_mounts(svc) -> dict[str, str]:
     return mounts
 
 
-def test_bundle_is_mounted_and_importable(compose, common_env, services):
+def test_only_the_dag_files_are_mounted(compose, common_env, services):
     mounts = _bind_mounts(compose["x-airflow-common"])
-    for folder in ("dags", "plugins", "include"):
-        assert f"/opt/airflow/{folder}" in mounts, f"./{folder} is not mounted at /opt/airflow/{folder}"
-        assert (REPO / mounts[f"/opt/airflow/{folder}"]).resolve() == (REPO / folder).resolve(), folder
-        assert (REPO / folder).is_dir()
-    assert "/opt/airflow" in common_env["PYTHONPATH"].split(":"), "include.* must be importable"
+    assert (REPO / mounts["/opt/airflow/dags"]).resolve() == (REPO / "dags").resolve(), "the DAG bundle"
+    assert not [t for t in mounts if t.startswith(("/opt/airflow/include", "/opt/airflow/plugins"))], mounts
+    assert "PYTHONPATH" not in common_env, "memora_cdn is installed in the image"
     for name in AIRFLOW_SERVICES | {"memora-demo-content"}:
-        assert _bind_mounts(services[name]) == mounts, f"{name} does not mount the bundle"
+        assert _bind_mounts(services[name]) == mounts, f"{name} mounts something else"
 
 
 def test_mariadb_is_initialised_with_the_ddl(services):
@@ -316,3 +387,57 @@ def test_task_runners_wait_for_the_memora_services(services):
                                ("minio", "service_healthy"), ("minio-init", "service_completed_successfully"),
                                ("airflow-init", "service_completed_successfully")):
             assert deps.get(dep, {}).get("condition") == condition, f"{name} -> {dep}"
+
+
+# ------------------------------------------------------------------------------------------------
+# the same environment as `make airflow-celery` (scripts/airflow_celery.sh), the cluster run without Docker
+# ------------------------------------------------------------------------------------------------
+
+# set only by the local script: paths and ports of processes sharing one machine, Airflow's own simple auth manager,
+# a short retry delay for local runs, and the worker slots (compose sets those on the worker service)
+LOCAL_ONLY = {
+    "AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER", "AIRFLOW__API__PORT",
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT", "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+    "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY", "AIRFLOW__CELERY__WORKER_CONCURRENCY",
+}
+# set only by compose: the image's config file, its pip escape hatch, and the FAB auth manager (in the image)
+COMPOSE_ONLY = {"AIRFLOW_CONFIG", "_PIP_ADDITIONAL_REQUIREMENTS", "AIRFLOW__CORE__AUTH_MANAGER"}
+
+
+@pytest.fixture(scope="module")
+def local_env(tmp_path_factory) -> dict:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MEMORA", "_AIRFLOW"))}
+    env.update(MEMORA_CELERY_STATE=str(tmp_path_factory.mktemp("celery_env")), MEMORA_VENV=sys.prefix)
+    out = subprocess.run(["bash", str(REPO / "scripts" / "airflow_celery.sh"), "env"], env=env, check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def test_local_celery_cluster_sets_the_names_compose_sets(common_env, services, local_env):
+    assert set(common_env) - COMPOSE_ONLY == set(local_env) - LOCAL_ONLY, (
+        "only in compose:", sorted(set(common_env) - COMPOSE_ONLY - set(local_env)),
+        "only in scripts/airflow_celery.sh:", sorted(set(local_env) - LOCAL_ONLY - set(common_env)))
+    assert "AIRFLOW__CELERY__WORKER_CONCURRENCY" in services["airflow-worker"]["environment"]
+
+
+def test_local_celery_cluster_agrees_with_compose_on_the_values(common_env, local_env):
+    for name in ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CORE__LOAD_EXAMPLES", "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION",
+                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK", "AIRFLOW__MEMORA_CDN__BUILD_POOL"):
+        assert local_env[name].lower() == str(common_env[name]).lower(), name
+    for name in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW__CELERY__BROKER_URL"):
+        assert urlsplit(local_env[name]).scheme == urlsplit(common_env[name]).scheme, name  # same drivers
+    broker, registry = urlsplit(local_env["AIRFLOW__CELERY__BROKER_URL"]), json.loads(local_env["AIRFLOW_CONN_MEMORA_REDIS"])
+    assert (broker.port, broker.path) != (registry["port"], f"/{registry['extra']['db']}"), "broker and registry share a database"
+    assert urlsplit(local_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]).path == "/execution/"
+    assert urlsplit(local_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]).port == int(local_env["AIRFLOW__API__PORT"])
+    for secret in ("AIRFLOW__API__SECRET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY"):
+        assert local_env[secret] == "***", f"{secret} must be set and masked"
+    for name in SPEC_ENV[:3]:
+        local, compose_conn = json.loads(local_env[name]), json.loads(common_env[name])
+        assert local["conn_type"] == compose_conn["conn_type"] and set(local["extra"]) == set(compose_conn["extra"]), name
+    parse_settings(local_env["AIRFLOW_VAR_MEMORA_CDN_SETTINGS"])

@@ -1,9 +1,13 @@
-"""End to end against a running Airflow (`airflow standalone`: api-server, scheduler, dag-processor, triggerer),
-driven only through its REST API v2, as the UI does. Real MariaDB, Redis, moto S3 (behind a fault proxy)."""
+"""End to end against a running Airflow, driven only through its REST API v2, as the UI does. Real MariaDB, Redis,
+moto S3 (behind a fault proxy). Every test runs twice: on `airflow standalone` (api-server, scheduler, dag-processor,
+triggerer, LocalExecutor, SQLite) and on the CeleryExecutor cluster of `make airflow-celery` (PostgreSQL, Redis
+broker, the same components as separate processes, two Celery workers). The last tests are about the two workers."""
 from __future__ import annotations
 
 import json
+import threading
 import time
+from datetime import datetime
 
 import pytest
 
@@ -11,28 +15,30 @@ from memora_cdn_demo import content as demo
 from memora_cdn.engine import keys
 from memora_cdn.engine.build import build_plan
 from memora_cdn.engine.publish import list_prefix
-from memora_cdn.tracking.registry import Registry
+from memora_cdn.tracking.registry import PENDING, Registry, lock_key
 from memora_cdn.settings import parse_settings
 from tests.standins.s3_proxy import S3FaultProxy
-from tests.airflow_cluster import memora_env, standalone
+from tests.airflow_cluster import CELERY_WORKERS, celery_cluster, memora_env, standalone
 from tests.support import REDIS_PORT, scratch_database
 
 PLANS = [f"PLAN-2026-{n:04d}" for n in range(1, 51)]
 REDIS_DB = 10
 
 
-@pytest.fixture(scope="module")
-def stack(s3_server, tmp_path_factory):
-    """Demo content (50 small plans), published once, and an Airflow standalone wired to it."""
+@pytest.fixture(scope="module", params=["standalone", "celery"])
+def stack(request, s3_server, tmp_path_factory):
+    """Demo content (50 small plans), published once, and an Airflow wired to it: `airflow standalone`, or the
+    Celery cluster (scripts/airflow_celery.sh) with the dedicated build pool."""
     import redis
 
-    home = tmp_path_factory.mktemp("airflow_e2e")
+    kind = request.param
+    home = tmp_path_factory.mktemp(f"airflow_e2e_{kind}")
     registry = Registry(redis.Redis(host="127.0.0.1", port=REDIS_PORT, db=REDIS_DB))
     registry.redis.flushdb()
     with scratch_database() as (db_name, conn), S3FaultProxy(s3_server.endpoint) as proxy:
         demo.load(conn, demo.generate(demo.DemoScale(plans=50, subjects_per_plan=1, lessons_per_plan=6,
                                                      stages_per_lesson=1, shared_subjects=0)))
-        settings = parse_settings({"bucket": "memora-e2e", "media_bucket": "memora-e2e-media", "batch_size": 50,
+        settings = parse_settings({"bucket": f"memora-e2e-{kind}", "media_bucket": f"memora-e2e-media-{kind}", "batch_size": 50,
                                    "batch_threshold": 50, "cdn_base_url": "https://cdn.memora.test"})
         s3 = s3_server.client()
         for bucket in (settings.bucket, settings.media_bucket):
@@ -43,9 +49,13 @@ def stack(s3_server, tmp_path_factory):
         env["AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY"] = "2"
         env["AIRFLOW__MEMORA_CDN__BUILD_POOL"] = "memora_cdn_builds"  # the dedicated pool, as `make airflow` sets it
         try:
-            with standalone(home, env, pools={"memora_cdn_builds": 4}) as api:
+            started = time.monotonic()
+            cluster = (standalone(home, env, pools={"memora_cdn_builds": 4}) if kind == "standalone"
+                       else celery_cluster(home, env, build_pool_slots=4))
+            with cluster as api:
+                print(f"\n{kind}: Airflow up and settled in {time.monotonic() - started:.0f} s")
                 yield {"api": api, "db": conn, "s3": s3, "settings": settings, "registry": registry, "proxy": proxy,
-                       "home": home}
+                       "home": home, "kind": kind}
         finally:
             registry.redis.flushdb()
 
@@ -178,3 +188,121 @@ def test_a_broken_plan_fails_alone_then_clearing_its_task_fixes_it(stack):
     manifest = json.loads(stack["s3"].get_object(Bucket=stack["settings"].bucket, Key=keys.manifest_key(broken))["Body"].read())
     assert manifest["title"] == "Broken for now"
     assert broken not in stack["registry"].dead_letters()
+
+
+# -- the Celery cluster's two workers -------------------------------------------------------------------------------
+
+def celery_only(stack):
+    if stack["kind"] != "celery":
+        pytest.skip("about the two Celery workers")
+
+
+def parse_time(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def test_the_mapped_builds_of_one_run_spread_over_both_workers(stack):
+    celery_only(stack)
+    api, plans = stack["api"], PLANS[20:36]
+    run = api.post("/dags/memora_cdn_sync/dagRuns", {"logical_date": None, "conf": {"plans": plans}})
+    assert api.wait_run("memora_cdn_sync", run["dag_run_id"], timeout=600)["state"] == "success"
+    builds = [ti for ti in api.task_instances("memora_cdn_sync", run["dag_run_id"]) if ti["task_id"] == "build"]
+    assert sorted(ti["rendered_map_index"] for ti in builds) == plans
+    per_worker = {host: sum(1 for ti in builds if ti["hostname"] == host) for host in {ti["hostname"] for ti in builds}}
+    assert set(per_worker) == set(CELERY_WORKERS), per_worker  # every build ran on one of the two, both took some
+    pool = api.get("/pools/memora_cdn_builds")
+    assert pool["slots"] == 4 and all(ti["pool"] == "memora_cdn_builds" for ti in builds)
+
+
+class LockObserver:
+    """Polls the plans' build locks in Redis (every 10 ms) and records each holder: plan -> [(token, first, last)]."""
+
+    def __init__(self, redis_client, plans):
+        self.redis, self.plans = redis_client, plans
+        self.holders: dict[str, list[list]] = {p: [] for p in plans}
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        keys_ = [lock_key(p) for p in self.plans]
+        while not self.stopped.is_set():
+            now = time.time()
+            for plan, token in zip(self.plans, self.redis.mget(keys_)):
+                if token is None:
+                    continue
+                seen = self.holders[plan]
+                if seen and seen[-1][0] == token:
+                    seen[-1][2] = now
+                else:
+                    seen.append([token, now, now])
+            time.sleep(0.01)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.thread.join(5)
+
+
+def contend(stack, plans):
+    """A limited full rebuild and a manual sync of the same plans, started together, their builds slowed by the store
+    to several seconds: -> (lock holders per plan, plans given back to pending, build task instances per plan)."""
+    api, proxy, registry = stack["api"], stack["proxy"], stack["registry"]
+    for plan_id in plans:
+        edit_plan_title(stack, plan_id, f"Contended {time.time():.0f}")
+        proxy.delay_prefix(keys.plan_prefix(plan_id), 6.0)
+    assert registry.pending_count() == 0
+    # a scheduled sync run in between would claim the plans given back: keep clear of the next */5 tick
+    to_tick = 300 - time.time() % 300
+    if to_tick < 90:
+        time.sleep(to_tick + 20)
+    try:
+        with LockObserver(registry.redis, plans) as observer:
+            rebuild = api.post("/dags/memora_cdn_full_rebuild/dagRuns", {"logical_date": None, "conf": {"plans": plans}})
+            sync = api.post("/dags/memora_cdn_sync/dagRuns", {"logical_date": None, "conf": {"plans": plans}})
+            assert api.wait_run("memora_cdn_full_rebuild", rebuild["dag_run_id"], timeout=600)["state"] == "success"
+            assert api.wait_run("memora_cdn_sync", sync["dag_run_id"], timeout=600)["state"] == "success"
+            given_back = registry.pending() & set(plans)  # read at once: a later sync run would claim them
+    finally:
+        proxy.no_delays()
+    registry.redis.srem(PENDING, *plans)  # they are published; the next round starts clean
+    tis = {plan_id: [] for plan_id in plans}
+    for dag_id, run in (("memora_cdn_full_rebuild", rebuild), ("memora_cdn_sync", sync)):
+        for ti in api.task_instances(dag_id, run["dag_run_id"]):
+            if ti["task_id"] == "build":
+                tis[ti["rendered_map_index"]].append(ti)
+    return observer.holders, given_back, tis
+
+
+def test_two_workers_never_build_one_plan_at_once(stack):
+    """Whenever both runs reach a plan at once, one build holds its lock and the other gives the plan back to the
+    pending set (SPEC §7); every build that ran held the plan's lock alone. Repeated (other plans) until the two
+    workers met on a plan: Celery decides which worker runs which build."""
+    celery_only(stack)
+    api = stack["api"]
+    api.patch("/pools/memora_cdn_builds", {"pool": "memora_cdn_builds", "slots": 8, "include_deferred": False})  # both runs' builds at once (2 workers x 4 slots)
+    try:
+        met, rounds = [], []
+        for plans in (PLANS[38:42], PLANS[42:46], PLANS[46:50]):
+            holders, given_back, tis = contend(stack, plans)
+            rounds.append({p: [(ti["hostname"], ti["start_date"], ti["end_date"]) for ti in tis[p]] for p in plans})
+            for plan_id in plans:
+                # each build that ran took the lock once (its own token); a plan given back was refused once
+                assert len(holders[plan_id]) == 2 - (plan_id in given_back), (plan_id, holders[plan_id], given_back)
+                for (_, _, last), (_, first, _) in zip(holders[plan_id], holders[plan_id][1:]):
+                    assert last < first, (plan_id, holders[plan_id])  # held by one build at a time
+                a, b = tis[plan_id]
+                overlap = (max(parse_time(a["start_date"]), parse_time(b["start_date"]))
+                           < min(parse_time(a["end_date"]), parse_time(b["end_date"])))
+                if plan_id in given_back and overlap and a["hostname"] != b["hostname"]:
+                    met.append(plan_id)
+            if met:
+                break
+        # the test means something only if the two workers did meet on a plan
+        assert met, rounds
+    finally:
+        api.patch("/pools/memora_cdn_builds", {"pool": "memora_cdn_builds", "slots": 4, "include_deferred": False})
+    manifest = json.loads(stack["s3"].get_object(Bucket=stack["settings"].bucket, Key=keys.manifest_key(met[0]))["Body"].read())
+    assert manifest["title"].startswith("Contended")

@@ -10,6 +10,8 @@ and the proxy must pass the Host header through), except:
   `x-amz-sdk-checksum-algorithm` or `x-amz-trailer` header, or an aws-chunked body) with `501 NotImplemented`, as
   S3-compatible stores without flexible-checksum support do; `checksum_uploads` counts such uploads either way.
   (DeleteObjects carries a CRC32 in every SDK mode: the operation requires a checksum; it is let through.)
+- `delay_prefix(prefix, seconds)` holds writes of keys under the prefix that long before forwarding them
+  (a slow store: a build of that plan takes at least that long).
 
     with S3FaultProxy(upstream="http://127.0.0.1:5055") as proxy:
         proxy.deny_prefix("plans/PLAN-2026-0002/")
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
@@ -33,6 +36,7 @@ class S3FaultProxy:
         parts = urlsplit(upstream)
         self.upstream_host, self.upstream_port = parts.hostname, parts.port or 80
         self.denied: list[str] = []
+        self.delays: dict[str, float] = {}
         self.paused = False
         self.failures: list[int] = []
         self.requests = 0
@@ -75,6 +79,10 @@ class S3FaultProxy:
                     return self._reply(403, _DENIED.format(key=key).encode())
                 if self.command == "POST" and "delete" in self.path and any(p.encode() in body for p in proxy.denied):
                     return self._reply(403, _DENIED.format(key="(multi-object delete)").encode())
+                if self.command == "PUT":
+                    with proxy.lock:
+                        delay = max((d for p, d in proxy.delays.items() if key.startswith(p)), default=0.0)
+                    time.sleep(delay)
                 conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
                 try:
                     conn.request(self.command, self.path, body=body or None, headers=dict(self.headers.items()))
@@ -131,6 +139,14 @@ class S3FaultProxy:
     def allow_all(self) -> None:
         with self.lock:
             self.denied.clear()
+
+    def delay_prefix(self, prefix: str, seconds: float) -> None:
+        with self.lock:
+            self.delays[prefix] = seconds
+
+    def no_delays(self) -> None:
+        with self.lock:
+            self.delays.clear()
 
     def pause(self) -> None:
         self.paused = True
