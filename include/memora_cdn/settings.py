@@ -40,6 +40,10 @@ class Settings:
     purge_prefix_threshold: int = 500
     lock_ttl_seconds: int = 300
     cache_control: str = "public, max-age=60, stale-while-revalidate=30"
+    # Failure alerts (memora_cdn.orchestration.alerts): addresses, and the SMTP connection (None: Airflow's
+    # [email] email_conn_id). No addresses: alerts are off.
+    alert_emails: tuple[str, ...] = ()
+    alert_smtp_conn_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -63,6 +67,24 @@ def _url(key: str, value: str) -> str:
     return value.rstrip("/")
 
 
+_EMAIL_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+
+
+def _emails(value: Any) -> tuple[str, ...]:
+    """`alert_emails`: a list of addresses, or one string of addresses separated by commas; empty turns alerts off."""
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",")]
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        items = [v.strip() for v in value]
+    else:
+        raise SettingsError(f"memora_cdn_settings.alert_emails: expected a list of e-mail addresses, got {value!r}")
+    items = [v for v in items if v]
+    bad = [v for v in items if not _EMAIL_RE.match(v)]
+    if bad:
+        raise SettingsError(f"memora_cdn_settings.alert_emails: not an e-mail address: {bad[0]!r}")
+    return tuple(dict.fromkeys(items))
+
+
 def parse_settings(raw: str | Mapping[str, Any] | None) -> Settings:
     """Turn the Variable's JSON (text or already decoded) into `Settings`, or raise `SettingsError`."""
     if raw is None or raw == "":
@@ -84,6 +106,11 @@ def parse_settings(raw: str | Mapping[str, Any] | None) -> Settings:
 
     values: dict[str, Any] = {}
     for key, value in data.items():
+        if key == "alert_emails":
+            values[key] = _emails(value)
+            continue
+        if value is None and known[key].default is None:  # optional, unset (as `as_dict` writes it)
+            continue
         if key in _INT_RANGES:
             lo, hi = _INT_RANGES[key]
             if isinstance(value, bool) or not isinstance(value, int):
