@@ -74,7 +74,7 @@ def run_plan(plan_id: str, *, run_id: str, triggered_by: str, registry: Registry
              reconnect: Callable[[], Any] | None = None) -> dict[str, Any]:
     """Build plan `plan_id` for run `run_id` and keep every record; the summary of what changed comes back.
 
-    - `triggered_by`: one of `TRIGGERS` (written to the sync log row).
+    - `triggered_by`: one of `TRIGGERS` (written to the sync log row as given).
     - `registry`: None builds without the lock (no `memora_redis`: a laptop's full rebuild).
     - `purger`: a factory of the CDN purger; the plan's changes are purged right after the upload (the summary's
       `purged` says whether the CDN took it; the caller purges what did not). None: no purge here.
@@ -89,8 +89,6 @@ def run_plan(plan_id: str, *, run_id: str, triggered_by: str, registry: Registry
     is re-raised after the records are written (`PlanDeadLettered` from it when this was the last retry).
     """
     keys.check_name(plan_id, "plan")
-    if triggered_by not in TRIGGERS:
-        raise ValueError(f"triggered_by must be one of {', '.join(TRIGGERS)}, got {triggered_by!r}")
     row = sync_log.row_name(run_id, plan_id)
     failed_before = sync_log.failed_runs_before(db, plan_id, row)
     sync_log.start(db, run_id, plan_id, triggered_by, retry_count=failed_before)
@@ -154,6 +152,8 @@ def _record_failure(plan_id: str, run_id: str, row: str, error: str, failed_befo
             conn.rollback()  # whatever the build left open
         except Exception:  # noqa: BLE001 - a dead connection: finish() below says so
             pass
+        if final_try:  # a plan has one retry schedule: this failure's replaces any earlier one
+            sync_log.cancel_retries(conn, plan_id)
         sync_log.finish(conn, row, status, error=error, next_retry_at=next_retry_at)
 
     recorded = _best_effort(plan_id, f"record {status} in the sync log", lambda: finish(db))
