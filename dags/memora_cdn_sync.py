@@ -7,7 +7,7 @@ builds could not (CDN API down). A manual run can add plans with the `plans` par
 A plan that fails is not retried inside the run (one short retry for a blip at most): its build task fails, and
 a later run retries it once its backoff has passed ([core] default_task_retry_delay, doubling, 3 retries, then
 the dead letter). Clearing the failed build task rebuilds it at once. The run is bounded (dagrun_timeout), every
-task has an execution_timeout, and a run still going 10 minutes after it was queued raises a deadline alert.
+task has an execution_timeout.
 """
 from __future__ import annotations
 
@@ -15,10 +15,7 @@ from airflow.sdk import (
     Asset,
     AssetOrTimeSchedule,
     AssetWatcher,
-    AsyncCallback,
     CronTriggerTimetable,
-    DeadlineAlert,
-    DeadlineReference,
     Param,
     TriggerRule,
     dag,
@@ -27,7 +24,7 @@ from airflow.sdk import (
 )
 
 from memora_cdn import limits
-from memora_cdn.orchestration.alerts import build_failed, sync_deadline_missed
+from memora_cdn.orchestration.alerts import build_failed
 from memora_cdn.orchestration.defaults import BUILD_POOL, DAG_ARGS, final_try, timeout
 from memora_cdn.tracking.triggers import PendingPlansTrigger
 
@@ -45,11 +42,7 @@ TRIGGERED_BY = {"scheduled": "Scheduler", "asset_triggered": "Threshold", "manua
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/5 * * * *", timezone="UTC"), assets=[PENDING_PLANS]),
     doc_md=__doc__,
     dagrun_timeout=timeout(limits.SYNC_DAGRUN_TIMEOUT),
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=timeout(limits.SYNC_DEADLINE),
-        callback=AsyncCallback(sync_deadline_missed, kwargs={"minutes": limits.SYNC_DEADLINE // 60}),
-    ),
+    # No DeadlineAlert for the 10-minute service level: not usable in Airflow 3.3.2 (docs/operations.md says why).
     **DAG_ARGS,
     params={
         "plans": Param([], type="array", items={"type": "string"}, title="Plans",

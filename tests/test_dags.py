@@ -165,7 +165,7 @@ def test_sync_dag_parses_with_its_schedule_and_rules(airflow_home):
     assert set(tasks) == {"check", "claim", "build", "purge", "any_plan_failed"}
     assert tasks["any_plan_failed"]["trigger_rule"].lower().endswith("one_failed")
     assert tasks["build"]["pool"] == "memora_cdn_builds" and tasks["build"]["map_index_template"] == "{{ plan_label }}"
-    assert tasks["build"]["retries"] == 3 and tasks["build"]["backoff"] == 2.0
+    assert tasks["build"]["retries"] == 1 and not tasks["build"]["backoff"]  # retries between runs (run_plan)
     assert tasks["purge"]["trigger_rule"].lower().endswith("all_done")
 
 

@@ -244,9 +244,7 @@ def test_every_task_has_a_timeout_and_the_sync_run_is_bounded():
             assert t.retries <= 1 and t.retry_delay <= timedelta(seconds=30), (dag.dag_id, t.task_id)
     assert sync.dagrun_timeout == timedelta(seconds=limits.SYNC_DAGRUN_TIMEOUT) <= timedelta(minutes=30)
     assert sync.get_task("build").execution_timeout == timedelta(seconds=limits.BUILD_TIMEOUT)
-    deadline = sync.deadline[0] if isinstance(sync.deadline, list) else sync.deadline
-    assert deadline.interval == timedelta(minutes=10)
-    assert deadline.callback.path == "memora_cdn.orchestration.alerts.sync_deadline_missed"
+    assert not sync.deadline  # Airflow 3.3.2's deadline alerts break clearing a task and `dags test` (docs/operations.md)
 
 
 # -- one build path: the nightly run keeps the sync's records -----------------------------------------------
@@ -408,16 +406,3 @@ def test_alerts_are_off_without_alert_emails(smtp, monkeypatch, settings, caplog
     assert alerts.nightly_failed({"run_id": "r"}) is False
     assert smtp.messages == []
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING") and "alert" in r.getMessage()]
-
-
-def test_the_deadline_callback_sends_through_the_same_notifier(smtp, monkeypatch, settings):
-    import asyncio
-    from dataclasses import replace
-
-    from memora_cdn.orchestration import alerts
-
-    monkeypatch.setenv("AIRFLOW_VAR_MEMORA_CDN_SETTINGS",
-                       json.dumps(replace(settings, alert_emails=("ops@memora.test",)).as_dict()))
-    sent = asyncio.run(alerts.sync_deadline_missed(context={"dag_run": {"run_id": "scheduled__late", "dag_id": "memora_cdn_sync"}},
-                                                   minutes=10))
-    assert sent is True and "10-minute deadline" in smtp.messages[0]["data"]

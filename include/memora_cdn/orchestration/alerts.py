@@ -1,4 +1,4 @@
-"""Someone hears about failures: the DAGs' failure callbacks and the sync DAG's deadline alert.
+"""Someone hears about failures: the DAGs' failure callbacks.
 
 They send an e-mail through Airflow's `SmtpNotifier` (apache-airflow-providers-smtp) to the addresses in the
 `alert_emails` setting of `memora_cdn_settings`, over the SMTP connection `alert_smtp_conn_id` (default: Airflow's
@@ -9,8 +9,6 @@ What is reported:
                    dead-lettered; earlier failures are retried by later runs and show on the dashboard.
 - `nightly_failed` (on_failure_callback of the nightly DAG): a failed nightly run, whatever failed in it (a plan
                    build, a refused removal, a timeout).
-- `sync_deadline_missed` (the sync DAG's DeadlineAlert): a sync run still going 10 minutes after it was queued,
-                   i.e. the service level "an edit is on the CDN within 10 minutes" is being missed.
 A callback never raises: a notification that cannot be sent is logged, and the run's own state stands.
 """
 from __future__ import annotations
@@ -102,22 +100,3 @@ def nightly_failed(context: Any) -> bool:
         lines.append(f"Error: {exc}")
     lines.append("See the run's task logs; a refused removal says what it would have removed and how to confirm it.")
     return send(f"Memora CDN: nightly run {run_id} failed", lines, context)
-
-
-def _deadline_send(context: Any, kwargs: dict[str, Any]) -> bool:
-    dag_id, run_id = _describe_run(context)
-    if run_id == "?":
-        run_id = str(kwargs.get("run_id") or _get(_get(context, "dag_run"), "run_id") or "?")
-    minutes = kwargs.get("minutes", 10)
-    return send(f"Memora CDN: sync run {run_id} missed its {minutes}-minute deadline", [
-        f"The sync DAG {dag_id} run {run_id} was still not finished {minutes} minutes after it was queued: edits "
-        "are not reaching the CDN within the service level.",
-        "Look at the run's build tasks (a slow or hung plan), the pool memora_cdn_builds, and the dashboard.",
-    ], context)
-
-
-async def sync_deadline_missed(context: Any = None, **kwargs: Any) -> bool:
-    """The DeadlineAlert callback of memora_cdn_sync (runs in the triggerer: the blocking work goes to a thread)."""
-    from asgiref.sync import sync_to_async
-
-    return await sync_to_async(_deadline_send)(context, kwargs)

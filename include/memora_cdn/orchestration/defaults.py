@@ -52,3 +52,4 @@ def final_try(ti) -> bool:
     """True on a task's last try in this run (no in-run retry left): then a failed plan gets its between-runs
     retry scheduled, or is dead-lettered. Clearing a task in the UI gives it a new try and a new retry."""
     return ti.try_number > ti.max_tries
+
