@@ -11,19 +11,27 @@ guard: when the database lists no plans at all, or more would go than `max_plan_
 with the `confirm_removals` param. Removed plans are kept under the bucket's private `_memora_cdn_trash/`
 prefix for `trash_retention_days` (`python -m memora_cdn restore PLAN`); `purge_expired_trash` deletes
 older copies.
+
+Every plan is built through the same path as the sync's (`memora_cdn.tracking.run.run_plan`, triggered_by
+Nightly): a plan repaired here leaves the dead letter and shows as succeeded; a plan failing here gets its retry
+from the sync DAG. A failed run calls the failure notifier (alert_emails in memora_cdn_settings).
 """
 from __future__ import annotations
 
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
+from memora_cdn import limits
+from memora_cdn.orchestration.alerts import build_failed, nightly_failed
 from memora_cdn.orchestration.assets import PLAN_PUBLISHED
-from memora_cdn.orchestration.defaults import BUILD_POOL, DAG_ARGS
+from memora_cdn.orchestration.defaults import BUILD_POOL, DAG_ARGS, final_try, timeout
 
 
 @dag(
     dag_id="memora_cdn_full_rebuild",
     schedule="0 2 * * *",
     doc_md=__doc__,
+    dagrun_timeout=timeout(limits.NIGHTLY_DAGRUN_TIMEOUT),
+    on_failure_callback=nightly_failed,
     **DAG_ARGS,
     params={
         "plans": Param(
@@ -44,7 +52,7 @@ from memora_cdn.orchestration.defaults import BUILD_POOL, DAG_ARGS
     },
 )
 def memora_cdn_full_rebuild():
-    @task
+    @task(execution_timeout=timeout(limits.NIGHTLY_LIST_TIMEOUT))
     def plan_groups() -> list[list[str]]:
         from airflow.sdk.configuration import conf
 
@@ -54,15 +62,17 @@ def memora_cdn_full_rebuild():
         return group_plans(plans, conf.getint("core", "max_map_length", fallback=1024))
 
     # Each plan that changed emits a "plan published" event (see memora_cdn.orchestration.assets).
-    @task(pool=BUILD_POOL, map_index_template="{{ plan_label }}", outlets=[PLAN_PUBLISHED])
+    @task(pool=BUILD_POOL, map_index_template="{{ plan_label }}", outlets=[PLAN_PUBLISHED],
+          execution_timeout=timeout(limits.NIGHTLY_BUILD_TIMEOUT), on_failure_callback=build_failed)
     def build(plan_ids: list[str]) -> list[dict]:
         from memora_cdn.orchestration.tasks import build_plans, group_label
 
         ctx = get_current_context()
         ctx["plan_label"] = group_label(plan_ids)
-        return build_plans(plan_ids, published=ctx["outlet_events"][PLAN_PUBLISHED])
+        return build_plans(plan_ids, run_id=ctx["run_id"], final_try=final_try(ctx["ti"]),
+                           published=ctx["outlet_events"][PLAN_PUBLISHED])
 
-    @task(outlets=[PLAN_PUBLISHED])
+    @task(outlets=[PLAN_PUBLISHED], execution_timeout=timeout(limits.NIGHTLY_REMOVE_TIMEOUT))
     def remove_deleted_plans() -> list[str]:
         from memora_cdn.orchestration.tasks import remove_deleted_plans
 
@@ -85,7 +95,7 @@ def memora_cdn_full_rebuild():
 
         return purge_expired_trash()
 
-    @task(trigger_rule=TriggerRule.ALL_DONE)
+    @task(trigger_rule=TriggerRule.ALL_DONE, execution_timeout=timeout(limits.PURGE_TIMEOUT))
     def purge(built, removed) -> dict | None:
         from memora_cdn.orchestration.tasks import full_rebuild_purge
 

@@ -2,7 +2,7 @@
 
 One module-scoped fixture writes three plans into a scratch MariaDB database: `P-GOOD` (clean), `P-BAD`
 (every kind of bad record the Frappe side can hold, next to good content) and `P-BIG` (a lesson over
-10 MB), then builds all three in ONE sync batch (`claim_batch` + `build_claimed_plan`, real Redis db 11,
+10 MB), then builds all three in ONE sync batch (`claim_batch` + `run_plan`, real Redis db 11,
 the moto S3 server) and once more through the full rebuild's `memora_cdn.orchestration.tasks.build_plans`. The tests read
 what that published and reported. Pending-set floods, unsafe plan names and bad settings have their own tests.
 """
@@ -25,7 +25,8 @@ from memora_cdn.ops.audit import audit_plan
 from memora_cdn.engine.publish import list_prefix
 from memora_cdn.tracking.registry import PENDING, Registry, claim_key
 from memora_cdn.settings import SettingsError, parse_settings
-from memora_cdn.tracking.sync import build_claimed_plan, claim_batch
+from memora_cdn.tracking.run import run_plan
+from memora_cdn.tracking.sync import claim_batch
 from tests.support import REDIS_PORT, scratch_database
 
 REDIS_DB = 11
@@ -207,9 +208,9 @@ def built(s3_server):
             batch = claim_batch(reg, db, s3, settings, "run-1", "Scheduler")
             summaries = {}
             for plan in batch.plans:
-                summaries[plan["plan_id"]] = build_claimed_plan(
-                    plan["plan_id"], run_id="run-1", triggered_by="Scheduler", try_number=1, max_tries=3,
-                    retry_delay=timedelta(seconds=1), backoff=2.0, registry=reg, db=db, s3=s3, settings=settings)
+                summaries[plan["plan_id"]] = run_plan(
+                    plan["plan_id"], run_id="run-1", triggered_by="Scheduler", base_delay=timedelta(seconds=1),
+                    registry=reg, db=db, s3=s3, settings=settings)
             from memora_cdn.engine import read
             from memora_cdn.orchestration import tasks
             from tests.support import mysql_connect

@@ -36,7 +36,8 @@ from memora_cdn.engine.media import MediaSigner
 from memora_cdn.engine.publish import list_prefix
 from memora_cdn.purge import CloudflarePurger, PlanPurge, PurgeError
 from memora_cdn.tracking.registry import RENEWALS, Registry, claim_key, lock_key
-from memora_cdn.tracking.sync import build_claimed_plan, claim_batch, purge, purge_requests, waiting
+from memora_cdn.tracking.run import run_plan
+from memora_cdn.tracking.sync import claim_batch, purge, purge_requests, waiting
 from tests.standins.s3_proxy import S3FaultProxy
 from tests.standins.tcp_proxy import TcpProxy
 from tests.support import AWS_KEY, AWS_SECRET, MYSQL, PYTHONPATH, REDIS_PORT, REPO, free_port
@@ -44,7 +45,7 @@ from tests.support import AWS_KEY, AWS_SECRET, MYSQL, PYTHONPATH, REDIS_PORT, RE
 P1, P2 = "PLAN-2026-0001", "PLAN-2026-0002"
 PLANS = (P1, P2)
 REDIS_DB = 11  # this suite's own Redis database; only it is ever flushed
-RETRY = dict(max_tries=3, retry_delay=timedelta(seconds=0), backoff=2.0)
+RETRY = dict(base_delay=timedelta(seconds=0))  # retries between runs, due at once
 
 
 # -- fixtures and helpers ------------------------------------------------------------------------------
@@ -221,9 +222,9 @@ def _summaries():
     SUMMARIES.clear()
 
 
-def build(reg, db, s3, settings, plan_id, run_id, try_number=1):
-    summary = build_claimed_plan(plan_id, run_id=run_id, triggered_by="Scheduler", try_number=try_number,
-                                 registry=reg, db=db, s3=s3, settings=settings, **RETRY)
+def build(reg, db, s3, settings, plan_id, run_id, final_try=True):
+    summary = run_plan(plan_id, run_id=run_id, triggered_by="Scheduler", final_try=final_try,
+                       registry=reg, db=db, s3=s3, settings=settings, **RETRY)
     SUMMARIES.append(summary)
     return summary
 
@@ -272,15 +273,16 @@ def test_s3_endpoint_stops_mid_build_then_the_retry_and_the_next_cycle_complete_
         down = on_put(exporter, 10, proxy.pause)  # the endpoint dies after 9 uploads of the first build
         batch = claim_batch(reg, db, exporter, settings, "run-1", "Scheduler")
         assert sorted(p["plan_id"] for p in batch.plans) == sorted(PLANS)
-        for plan_id in PLANS:
+        for plan_id in PLANS:  # P1's task has its in-run retry to come, P2's was its last try of run-1
             with pytest.raises(Exception) as failure:
-                build(reg, db, exporter, settings, plan_id, "run-1")
+                build(reg, db, exporter, settings, plan_id, "run-1", final_try=plan_id != P1)
             assert "Connection" in type(failure.value).__name__ or "connection" in str(failure.value).lower()
         assert down.is_set()
-        for plan_id in PLANS:  # failed, retry scheduled, still claimed by run-1: nothing dropped
-            row = sync_log.recent(db, plan_id=plan_id)[0]
-            assert row["status"] == "Failed" and row["next_retry_at"] is not None
-        assert sorted(reg.claimed()[claim_key("run-1")]) == sorted(PLANS)
+        # nothing dropped: P1 still claimed by run-1 for its in-run retry, P2's retry scheduled for a later run
+        rows = {plan_id: sync_log.recent(db, plan_id=plan_id)[0] for plan_id in PLANS}
+        assert rows[P1]["status"] == "Failed" and rows[P1]["next_retry_at"] is None
+        assert rows[P2]["status"] == "Failed" and rows[P2]["next_retry_at"] is not None
+        assert reg.claimed()[claim_key("run-1")] == [P1]
         # a change made while S3 is down is marked as usual
         lesson = lesson_of(db, P1)
         execute(db, "UPDATE `tabMemora Lesson` SET title = 'Changed while S3 was down' WHERE name = %s", lesson)
@@ -289,12 +291,10 @@ def test_s3_endpoint_stops_mid_build_then_the_retry_and_the_next_cycle_complete_
         proxy.resume()
 
         # Airflow retries P1's task (try 2 of run-1); P2's retry is due, so the next run drains it from the log
-        assert build(reg, db, exporter, settings, P1, "run-1", try_number=2)["status"] == "published"
+        assert build(reg, db, exporter, settings, P1, "run-1")["status"] == "published"
         summaries = cycle(reg, db, exporter, settings, "run-2")
         assert set(summaries) == set(PLANS)  # P1 marked during the outage, P2 the due retry
         assert all(s["status"] in ("published", "unchanged") for s in summaries.values())
-        # run-1's own retry of P2 finishes too (unchanged by now) and releases its claim
-        assert build(reg, db, exporter, settings, P2, "run-1", try_number=2)["status"] == "unchanged"
         sampler.wait_for(1)
     assert sampler.samples >= 3 and sampler.problems == []
     assert published_titles(s3, settings, P1)[lesson] == "Changed while S3 was down"
@@ -315,9 +315,9 @@ def test_s3_errors_on_every_upload_reach_the_dead_letter_and_stay_retryable(demo
         exporter = s3_client(proxy.endpoint, attempts=1)
         proxy.deny_prefix(keys.plan_prefix(P1) + "units/")  # lessons go up, then every unit is refused
         claim_batch(reg, db, exporter, settings, "run-1", "Scheduler")
-        for attempt in (1, 2, 3, 4):
+        for attempt in (1, 2, 3, 4):  # the first try and 3 retries, each in its own run
             with pytest.raises(Exception, match="AccessDenied"):
-                build(reg, db, exporter, settings, P1, "run-1", try_number=attempt)
+                build(reg, db, exporter, settings, P1, "run-1" if attempt == 1 else f"retry-{attempt}")
         assert "AccessDenied" in reg.dead_letters()[P1]["error"]
         assert sync_log.recent(db, plan_id=P1)[0]["status"] == "Dead Letter"
         assert reg.claimed() == {}
@@ -376,9 +376,9 @@ def test_redis_down_producer_falls_back_sync_fails_cleanly_and_the_fallback_drai
         claim_batch(via_proxy, db, s3, settings, "run-2", "Scheduler")
     assert len(sync_log.recent(db, status="Queued")) == 1  # rolled back, not marked taken
     # run-1's build of P2 fails on every attempt (the lock needs Redis); its claim survives, nothing is dead-lettered
-    for attempt in (1, 4):
+    for final_try in (False, True):
         with pytest.raises(redis_lib.exceptions.ConnectionError):
-            build(via_proxy, db, s3, settings, P2, "run-1", try_number=attempt)
+            build(via_proxy, db, s3, settings, P2, "run-1", final_try=final_try)
     assert reg.claimed() == {claim_key("run-1"): [P2]} and reg.dead_letters() == {}
 
     redis_proxy.resume()
@@ -504,7 +504,8 @@ import boto3, MySQLdb, redis
 from botocore.config import Config
 from memora_cdn.tracking.registry import Registry
 from memora_cdn.settings import parse_settings
-from memora_cdn.tracking.sync import build_claimed_plan, claim_batch
+from memora_cdn.tracking.run import run_plan
+from memora_cdn.tracking.sync import claim_batch
 
 a = json.loads(sys.argv[1])
 settings = parse_settings(a["settings"])
@@ -524,8 +525,8 @@ s3.meta.events.register("before-send.s3.PutObject", slow)
 batch = claim_batch(reg, db, s3, settings, "killed-run", "Scheduler")
 print("CLAIMED", json.dumps([p["plan_id"] for p in batch.plans]), flush=True)
 for p in batch.plans:
-    build_claimed_plan(p["plan_id"], run_id="killed-run", triggered_by="Scheduler", try_number=1, max_tries=3,
-                       retry_delay=timedelta(seconds=0), backoff=2.0, registry=reg, db=db, s3=s3, settings=settings)
+    run_plan(p["plan_id"], run_id="killed-run", triggered_by="Scheduler", base_delay=timedelta(seconds=0),
+             registry=reg, db=db, s3=s3, settings=settings)
 print("DONE", flush=True)
 """
 
@@ -627,7 +628,7 @@ def full_rebuild_env(demo_db, reg, settings, monkeypatch):
 
 
 def test_full_rebuild_and_sync_build_the_same_plan_at_once(demo_db, reg, s3, settings, full_rebuild_env):
-    """The full rebuild's `build_plans` and the sync's `build_claimed_plan` meet on one plan, both ways round:
+    """The full rebuild's `build_plans` and the sync's `run_plan` meet on one plan, both ways round:
     the second one finds the lock, puts the plan back into pending (never drops it) and carries on with its
     other plans; a change made during the first build is published by the next sync run, and every changed
     file reaches a purge (the full rebuild's summaries go to its own purge task)."""

@@ -476,6 +476,7 @@ SAFE_INTERPOLATIONS = {
     ("read.py", "find_orphans", "parent_doctype"): "from the loop over the module constant _PARENT_LINKS",
     ("sync_log.py", "take_waiting", "', '.join(['%s'] * len(fallback))"): "placeholders; names in params",
     ("sync_log.py", "take_waiting", "', '.join(['%s'] * len(retries))"): "placeholders; names in params",
+    ("sync_log.py", "backing_off", "', '.join(['%s'] * len(plan_ids))"): "placeholders; names in params",
     ("sync_log.py", "recent", "', '.join(COLUMNS)"): "the module constant column list",
     ("sync_log.py", "recent", "' AND '.join(where)"): "only the fixed fragments 'plan_id = %s' / 'status = %s'",
     ("plans.py", "affected_plans", "table"): "one of two table-name constants, chosen by doctype",
@@ -695,7 +696,8 @@ def test_hostile_values_reach_sql_only_as_parameters(demo_db, s3, settings):
     from memora_cdn.tracking import sync_log
     from memora_cdn.engine.read import existing_plans
     from memora_cdn.tracking.registry import Registry
-    from memora_cdn.tracking.sync import build_claimed_plan, claim_batch
+    from memora_cdn.tracking.run import run_plan
+    from memora_cdn.tracking.sync import claim_batch
 
     hostile = "x' OR '1'='1'; DROP TABLE `tabMemora Lesson`; -- \\"
     db = _Recording(demo_db.conn)
@@ -720,9 +722,8 @@ def test_hostile_values_reach_sql_only_as_parameters(demo_db, s3, settings):
         reg.mark(["PLAN-2026-0001", hostile])
         batch = claim_batch(reg, db, s3, settings, hostile, "Scheduler")
         for plan in batch.plans:
-            build_claimed_plan(plan["plan_id"], run_id=hostile, triggered_by=hostile, try_number=1, max_tries=3,
-                               retry_delay=timedelta(seconds=1), backoff=2.0, registry=reg, db=db, s3=s3,
-                               settings=settings)
+            run_plan(plan["plan_id"], run_id=hostile, triggered_by=hostile, base_delay=timedelta(seconds=1),
+                     registry=reg, db=db, s3=s3, settings=settings)
     finally:
         redis.flushdb()
     assert len(db.statements) > 20

@@ -17,7 +17,8 @@ from memora_cdn.engine.build import build_plan
 from memora_cdn.purge import CloudflarePurger
 from memora_cdn.engine.read import list_plans
 from memora_cdn.tracking.registry import CLAIMS, PENDING, LockLost, PlanLocked, claim_key
-from memora_cdn.tracking.sync import build_claimed_plan, claim_batch, purge, purge_built_plan, purge_requests, waiting
+from memora_cdn.tracking.run import run_plan
+from memora_cdn.tracking.sync import claim_batch, purge, purge_built_plan, purge_requests, waiting
 from memora_cdn.tracking.triggers import PendingPlansTrigger
 
 P1, P2 = "PLAN-2026-0001", "PLAN-2026-0002"
@@ -30,11 +31,10 @@ def demo_db(content_db, content_version):
     return conn
 
 
-def build_claimed(plan_id, registry, db, s3, settings, run_id="run-1", triggered_by="Scheduler", try_number=1):
-    """`build_claimed_plan` as the sync DAG's build task calls it (3 retries, exponential backoff)."""
-    return build_claimed_plan(plan_id, run_id=run_id, triggered_by=triggered_by, try_number=try_number, max_tries=3,
-                              retry_delay=timedelta(seconds=1), backoff=2.0, registry=registry, db=db, s3=s3,
-                              settings=settings)
+def build_claimed(plan_id, registry, db, s3, settings, run_id="run-1", triggered_by="Scheduler", final_try=True):
+    """`run_plan` as the sync DAG's build task calls it (retries between runs, from a 1 s delay)."""
+    return run_plan(plan_id, run_id=run_id, triggered_by=triggered_by, final_try=final_try,
+                    base_delay=timedelta(seconds=1), registry=registry, db=db, s3=s3, settings=settings)
 
 
 def cf_purger(cloudflare, **kwargs):
@@ -152,24 +152,31 @@ def test_fallback_rows_and_due_retries_are_drained(demo_db, registry, s3, settin
 
 
 def test_dead_letter_after_the_last_retry_then_a_retry(demo_db, registry, s3, settings):
+    """Each try is its own run (retries happen between runs): 1 s, 2 s, 4 s later, then the dead letter."""
     from dataclasses import replace
 
     broken = replace(settings, bucket="memora-no-such-bucket")
     registry.mark([P1])
     claim_batch(registry, demo_db, s3, settings, "run-1", "Scheduler")
+    # the first try's in-run retry is still to come: no schedule, the plan stays claimed
+    with pytest.raises(Exception, match="NoSuchBucket"):
+        build_claimed(P1, registry, demo_db, s3, broken, final_try=False)
+    row = sync_log.recent(demo_db, plan_id=P1)[0]
+    assert row["status"] == "Failed" and row["next_retry_at"] is None and registry.claimed() == {claim_key("run-1"): [P1]}
     for attempt in (1, 2, 3, 4):
         with pytest.raises(Exception, match="NoSuchBucket"):
-            build_claimed(P1, registry, demo_db, s3, broken, try_number=attempt)
+            build_claimed(P1, registry, demo_db, s3, broken, run_id=f"run-{attempt}")
         row = sync_log.recent(demo_db, plan_id=P1)[0]
+        assert row["retry_count"] == attempt - 1 and registry.claimed() == {}
         if attempt < 4:
-            assert row["status"] == "Failed" and row["retry_count"] == attempt - 1 and row["next_retry_at"]
-            assert P1 in registry.claimed()[claim_key("run-1")]
+            assert row["status"] == "Failed" and row["next_retry_at"]
+            delay = (row["next_retry_at"] - row["completed_at"]).total_seconds()
+            assert 2 ** (attempt - 1) - 0.1 <= delay <= 2 ** (attempt - 1) + 0.5, delay  # 1 s, 2 s, 4 s
     assert row["status"] == "Dead Letter" and "NoSuchBucket" in row["error_message"]
     assert "NoSuchBucket" in registry.dead_letters()[P1]["error"]
-    assert registry.claimed() == {}
     # an operator retries it (or clears the failed task): it is rebuilt and leaves the dead letter hash
     assert registry.retry_dead_letter(P1) and registry.pending() == {P1}
-    run_cycle(registry, demo_db, s3, settings, run_id="run-2")
+    run_cycle(registry, demo_db, s3, settings, run_id="run-5")
     assert registry.dead_letters() == {}
     assert sync_log.recent(demo_db, plan_id=P1)[0]["status"] == "Success"
 

@@ -45,6 +45,10 @@ class Settings:
     # None = 10% of the plans on the CDN, at least 5 (`engine.removal.removal_limit`). 0 = confirm every removal.
     max_plan_removals: int | None = None
     trash_retention_days: int = 30  # removed plans stay restorable under _memora_cdn_trash/ this long
+    # Failure alerts (memora_cdn.orchestration.alerts): addresses, and the SMTP connection (None: Airflow's
+    # [email] email_conn_id). No addresses: alerts are off.
+    alert_emails: tuple[str, ...] = ()
+    alert_smtp_conn_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -64,13 +68,30 @@ _INT_RANGES = {
     "trash_retention_days": (1, 3650),
 }
 # integer settings that may also be null (meaning: the documented default rule)
-_NULLABLE = {"max_plan_removals"}
 
 
 def _url(key: str, value: str) -> str:
     if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", value):
         raise SettingsError(f"memora_cdn_settings.{key}: expected an http(s) URL, got {value!r}")
     return value.rstrip("/")
+
+
+_EMAIL_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+
+
+def _emails(value: Any) -> tuple[str, ...]:
+    """`alert_emails`: a list of addresses, or one string of addresses separated by commas; empty turns alerts off."""
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",")]
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        items = [v.strip() for v in value]
+    else:
+        raise SettingsError(f"memora_cdn_settings.alert_emails: expected a list of e-mail addresses, got {value!r}")
+    items = [v for v in items if v]
+    bad = [v for v in items if not _EMAIL_RE.match(v)]
+    if bad:
+        raise SettingsError(f"memora_cdn_settings.alert_emails: not an e-mail address: {bad[0]!r}")
+    return tuple(dict.fromkeys(items))
 
 
 def parse_settings(raw: str | Mapping[str, Any] | None) -> Settings:
@@ -94,9 +115,12 @@ def parse_settings(raw: str | Mapping[str, Any] | None) -> Settings:
 
     values: dict[str, Any] = {}
     for key, value in data.items():
-        if key in _NULLABLE and value is None:
-            pass
-        elif key in _INT_RANGES:
+        if key == "alert_emails":
+            values[key] = _emails(value)
+            continue
+        if value is None and known[key].default is None:  # optional, unset (as `as_dict` writes it)
+            continue
+        if key in _INT_RANGES:
             lo, hi = _INT_RANGES[key]
             if isinstance(value, bool) or not isinstance(value, int):
                 raise SettingsError(f"memora_cdn_settings.{key}: expected an integer, got {value!r}")

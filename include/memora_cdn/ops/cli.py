@@ -83,6 +83,12 @@ def mysql_from_url(url: str):
                                   db=database, charset=options.get("charset", "utf8mb4"), autocommit=False)
     if options.get("unix_socket"):
         kwargs["unix_socket"] = options["unix_socket"]
+    from memora_cdn.orchestration.connections import mysql_timeouts
+
+    try:  # ?connect_timeout=&read_timeout=&write_timeout= override the defaults, as the connection extras do
+        kwargs.update(mysql_timeouts(options))
+    except ValueError as exc:
+        raise Unavailable(str(exc).replace("Airflow connection 'memora_mysql': extra", "--mysql-url option")) from None
     try:
         return MySQLdb.connect(**kwargs)
     except MySQLdb.Error as exc:
@@ -135,10 +141,33 @@ class Context:
                 self._db = self._airflow("memora_mysql", connections.mysql_connection)
         return self._db
 
+    def reopen_db(self):
+        """A new database connection, made as the first one was (a failed build may have lost the first)."""
+        if self.mysql_url:
+            return mysql_from_url(self.mysql_url)
+        from memora_cdn.orchestration import connections
+
+        return self._airflow("memora_mysql", connections.mysql_connection)
+
+    def check_db(self) -> None:
+        """Drop the database connection when a failed build took it down; the next use opens a new one."""
+        if self._db is None:
+            return
+        try:
+            self._db.ping()
+        except Exception:  # noqa: BLE001
+            try:
+                self._db.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._db = None
+
     def _redis_from_url(self):
         import redis
 
-        return redis.Redis.from_url(self.redis_url)
+        from memora_cdn.orchestration.connections import REDIS_TIMEOUTS
+
+        return redis.Redis.from_url(self.redis_url, **REDIS_TIMEOUTS)
 
     @property
     def registry(self):
@@ -375,17 +404,16 @@ def _plans_arg(ctx: Context, args: argparse.Namespace) -> list[str]:
 
 
 def cmd_rebuild(ctx: Context, args: argparse.Namespace) -> int:
-    """Build now, in this process, as a sync run would: under the plan's lock, logged, dead letter cleared."""
+    """Build now, in this process, through the same `run_plan` as the DAGs: under the plan's lock, logged
+    (triggered_by Manual), dead letter cleared, retry scheduled on failure, each plan purged after its upload."""
     from memora_cdn.ops import status as ops_status
-    from memora_cdn.tracking import sync_log as log_table
-    from memora_cdn.engine.build import build_plan_locked
-    from memora_cdn.tracking.registry import PlanLocked
+    from memora_cdn.tracking.run import run_plan
 
     plans = _plans_arg(ctx, args)
     if not args.all:
         s3, bucket = _deleted_plan_s3(ctx, plans)
         plans = ops_status.known_plans(ctx.db, plans, s3, bucket)
-    settings, db, s3 = ctx.settings, ctx.db, ctx.s3
+    settings, s3 = ctx.settings, ctx.s3
     if args.no_lock:
         registry = None
         print("warning: --no-lock: building without the per-plan lock; make sure no sync run builds these plans",
@@ -398,46 +426,49 @@ def cmd_rebuild(ctx: Context, args: argparse.Namespace) -> int:
                               "these plans)") from None
         if registry is None:
             print("warning: Redis is not configured: building without the per-plan lock", file=sys.stderr)
+    purger = None
+    if not args.no_purge:
+        if settings.purge_provider == "none":
+            print("purge_provider is none: no CDN purge")
+        else:
+            from memora_cdn.orchestration.tasks import cdn_purger
+
+            purger = cdn_purger(settings)
     run_id = f"cli__{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}__{os.getpid()}"
     progress = Progress(len(plans), "rebuild")
-    summaries, failures, queued = [], 0, 0
+    failures = queued = 0
+    unpurged: list[str] = []
     for plan_id in plans:
         progress.start(plan_id)
-        row = log_table.start(db, run_id, plan_id, "Manual", retry_count=0)
         try:
-            result = build_plan_locked(plan_id, registry=registry, db=db, s3=s3, settings=settings)
-        except PlanLocked as exc:
-            log_table.finish(db, row, "Queued", error=f"{exc}; requeued")
-            queued += 1
-            line = f"{plan_id}: locked (being built elsewhere); marked pending for the sync DAG"
-        except Exception as exc:  # noqa: BLE001 - reported, counted, next plan
-            error = f"{type(exc).__name__}: {exc}"
-            try:
-                db.rollback()
-            except Exception:  # noqa: BLE001 - the finish below reports a dead connection
-                pass
-            log_table.finish(db, row, "Failed", error=error)
+            summary = run_plan(plan_id, run_id=run_id, triggered_by="Manual", registry=registry, db=ctx.db, s3=s3,
+                               settings=settings, purger=purger, reconnect=ctx.reopen_db)
+        except Exception as exc:  # noqa: BLE001 - recorded by run_plan (retry scheduled), reported, next plan
             failures += 1
-            line = f"{plan_id}: FAILED {ops_status.redact(error)}"
+            line = f"{plan_id}: FAILED {ops_status.redact(f'{type(exc).__name__}: {exc}')}"
+            ctx.check_db()
         else:
-            if registry is not None:
-                registry.clear_dead_letter(plan_id)
-            log_table.finish(db, row, "Success", uploaded=len(result.uploaded), deleted=len(result.deleted))
-            summaries.append(result.purge_summary(settings.purge_prefix_threshold))
-            line = (f"{plan_id}: {result.status}, {result.files} file(s), {len(result.uploaded)} uploaded, "
-                    f"{len(result.deleted)} deleted, {len(result.problems)} problem(s), {result.seconds:.2f}s")
+            if summary["status"] == "requeued":
+                queued += 1
+                line = f"{plan_id}: locked (being built elsewhere); marked pending for the sync DAG"
+            else:
+                line = (f"{plan_id}: {summary['status']}, {summary.get('files', 0)} file(s), "
+                        f"{summary['files_uploaded']} uploaded, {summary['files_deleted']} deleted, "
+                        f"{summary.get('problem_count', 0)} problem(s), {summary.get('seconds', 0):.2f}s")
+                if purger is not None and summary.get("purged") is False:
+                    unpurged.append(plan_id)
         progress.clear()
         print(line, flush=True)
         progress.step(plan_id)
-    purge_failed = False
-    if not args.no_purge:
-        purge_failed = not _purge(settings, summaries)
+    if unpurged:
+        print(f"CDN purge failed for {', '.join(unpurged)} (the files are uploaded; the CDN serves them once its "
+              "cache expires; rebuild them again to retry the purge)", file=sys.stderr)
     print(f"{len(plans) - failures - queued} built, {queued} queued, {failures} failed")
-    return EXIT_DIFFERENCES if failures or purge_failed else EXIT_OK
+    return EXIT_DIFFERENCES if failures or unpurged else EXIT_OK
 
 
 def _purge(settings, summaries: list[dict[str, Any]]) -> bool:
-    """Purge the CDN for what the builds changed, as the sync DAG does; False when the purge failed."""
+    """Purge the CDN for what `remove-plans` and `restore` changed, as the sync DAG does; False when it failed."""
     from memora_cdn.tracking.sync import purge, purge_requests
 
     requests = purge_requests(summaries)
@@ -447,13 +478,12 @@ def _purge(settings, summaries: list[dict[str, Any]]) -> bool:
         print("purge_provider is none: no CDN purge")
         return True
     try:
-        from memora_cdn.purge import purger_for
+        from memora_cdn.orchestration.tasks import cdn_purger
 
-        report = purge(purger_for(settings.purge_provider, files_per_request=settings.purge_files_per_request),
-                       settings, requests)
+        report = purge(cdn_purger(settings)(), settings, requests)
     except Exception as exc:  # noqa: BLE001 - never rolls back an upload; reported
-        print(f"CDN purge failed (the files are uploaded; the CDN serves them once its cache expires): {_safe(exc)}",
-              file=sys.stderr)
+        print(f"CDN purge failed (the files are in the bucket; the CDN serves them once its cache expires): "
+              f"{_safe(exc)}", file=sys.stderr)
         return False
     print(f"purged {report.urls_purged} URL(s), {report.prefixes_purged} prefix(es)")
     return True

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 from memora_cdn.engine import keys
-from memora_cdn.engine.build import build_plan_locked
+from memora_cdn.engine.publish import list_published_plans
 from memora_cdn.orchestration.assets import announce
 from memora_cdn.orchestration.connections import mysql_connection, registry, s3_client
-from memora_cdn.tracking.registry import PlanLocked
-from memora_cdn.engine.publish import list_published_plans
 from memora_cdn.engine.read import find_orphans, list_plans
 from memora_cdn.settings import load_settings
 
@@ -21,7 +21,12 @@ log = logging.getLogger(__name__)
 
 
 class PlanBuildsFailed(RuntimeError):
-    """Some plans of a mapped build task failed; the others were published."""
+    """Some plans of a mapped build task failed; the others were published. `dead_lettered` names the plans
+    that failed their last retry (the failure callback reports them)."""
+
+    def __init__(self, message: str, dead_lettered: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.dead_lettered = list(dead_lettered or [])
 
 
 def group_plans(plan_ids: list[str], max_groups: int) -> list[list[str]]:
@@ -66,11 +71,14 @@ def cdn_purger(settings) -> Callable[[], Any]:
     return functools.cache(lambda: purger_for(settings.purge_provider, files_per_request=settings.purge_files_per_request))
 
 
-def build_plans(plan_ids: list[str], published=None) -> list[dict[str, Any]]:
-    """Build each plan, purging its changes right away; one failing plan does not stop the others, but fails
-    the task at the end. What could not be purged is left to the DAG's purge task. Each plan that changed
-    adds an asset event to `published` (`outlet_events[PLAN_PUBLISHED]`; Airflow records them if the task succeeds)."""
-    from memora_cdn.tracking.sync import purge_built_plan
+def build_plans(plan_ids: list[str], *, run_id: str | None = None, final_try: bool = True,
+                published=None) -> list[dict[str, Any]]:
+    """The nightly full rebuild's build task: each plan through `run_plan` (triggered_by `Nightly`), its changes
+    purged right away. One failing plan does not stop the others, but fails the task at the end (its retry is
+    scheduled like the sync's, or it is dead-lettered). A plan locked by a sync build is left to the sync DAG.
+    What could not be purged is left to the DAG's purge task. Each plan that changed adds an asset event to
+    `published` (`outlet_events[PLAN_PUBLISHED]`; Airflow records them if the task succeeds)."""
+    from memora_cdn.tracking.run import PlanDeadLettered, run_plan
 
     settings = load_settings()
     purger = cdn_purger(settings)
@@ -78,27 +86,48 @@ def build_plans(plan_ids: list[str], published=None) -> list[dict[str, Any]]:
     plan_registry = registry(required=False)
     if plan_registry is None:
         log.warning("connection memora_redis is not configured: building without the per-plan lock")
+    run_id = run_id or f"nightly__{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}__{os.getpid()}"
     db = mysql_connection()
     summaries: list[dict[str, Any]] = []
     failures: list[str] = []
+    dead: list[str] = []
     try:
         for plan_id in plan_ids:
             try:
-                result = build_plan_locked(plan_id, registry=plan_registry, db=db, s3=s3, settings=settings)
-            except PlanLocked as exc:
-                log.info("%s; queued for the sync DAG instead", exc)
-                continue
+                summary = run_plan(plan_id, run_id=run_id, triggered_by="Nightly", registry=plan_registry, db=db,
+                                   s3=s3, settings=settings, purger=purger, final_try=final_try,
+                                   reconnect=mysql_connection)
             except Exception as exc:
                 log.exception("plan %s failed", plan_id)
                 failures.append(f"{plan_id}: {type(exc).__name__}: {exc}")
+                if isinstance(exc, PlanDeadLettered):
+                    dead.append(plan_id)
+                db = _usable(db)
                 continue
-            summaries.append(purge_built_plan(purger, settings, result.purge_summary(settings.purge_prefix_threshold)))
-            announce(published, settings.bucket, summaries[-1])
+            if summary["status"] == "requeued":
+                log.info("plan %s is being built by the sync DAG; queued for it instead", plan_id)
+                continue
+            summaries.append(summary)
+            announce(published, settings.bucket, summary)
     finally:
         db.close()
     if failures:
-        raise PlanBuildsFailed(f"{len(failures)} of {len(plan_ids)} plan(s) failed: " + "; ".join(failures))
+        message = f"{len(failures)} of {len(plan_ids)} plan(s) failed: " + "; ".join(failures)
+        raise PlanBuildsFailed(message, dead_lettered=dead)
     return summaries
+
+
+def _usable(db):
+    """`db`, or a new connection when a failed build took it down (a read timeout closes it)."""
+    try:
+        db.ping()
+        return db
+    except Exception:  # noqa: BLE001
+        try:
+            db.close()
+        except Exception:  # noqa: BLE001
+            pass
+        return mysql_connection()
 
 
 def remove_deleted_plans(confirmed: bool = False, published=None) -> list[str]:
@@ -205,23 +234,23 @@ def sync_claim(run_id: str, triggered_by: str) -> list[dict[str, str]]:
         db.close()
 
 
-def sync_build(plan: dict[str, str], *, run_id: str, try_number: int, max_tries: int, task,
-               published=None) -> dict[str, Any]:
-    """Build one claimed plan and purge what it changed at once (the run's purge task takes what fails here).
-    If it changed, an asset event goes to `published` (`outlet_events[PLAN_PUBLISHED]`)."""
-    from memora_cdn.tracking.sync import build_claimed_plan, purge_built_plan
+def sync_build(plan: dict[str, Any], *, run_id: str, final_try: bool, published=None) -> dict[str, Any]:
+    """Build one claimed plan through `run_plan` and purge what it changed at once (the run's purge task takes
+    what fails here). `final_try` is False while the task's short in-run retry is still to come. If it changed, an
+    asset event goes to `published` (`outlet_events[PLAN_PUBLISHED]`)."""
+    from memora_cdn.tracking.run import run_plan
 
     settings = load_settings()
     db = mysql_connection()
     try:
-        summary = build_claimed_plan(
-            plan["plan_id"], run_id=run_id, triggered_by=plan["triggered_by"], try_number=try_number,
-            max_tries=max_tries, retry_delay=task.retry_delay, backoff=task.retry_exponential_backoff,
-            registry=registry(), db=db, s3=s3_client(settings), settings=settings,
-        )
+        summary = run_plan(plan["plan_id"], run_id=run_id, triggered_by=plan["triggered_by"], registry=registry(),
+                           db=db, s3=s3_client(settings), settings=settings, purger=cdn_purger(settings),
+                           final_try=final_try, reconnect=mysql_connection, pending_since=plan.get("pending_since"))
     finally:
-        db.close()
-    summary = purge_built_plan(cdn_purger(settings), settings, summary)
+        try:
+            db.close()
+        except Exception:  # noqa: BLE001 - a connection a timeout already closed
+            pass
     announce(published, settings.bucket, summary)
     return summary
 

@@ -140,6 +140,12 @@ def purger_for(
             )
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
-        client = AwsBaseHook(aws_conn_id=aws_conn_id, client_type="cloudfront").get_conn()
+        from botocore.config import Config
+
+        from memora_cdn import limits
+
+        config = Config(connect_timeout=limits.CDN_CONNECT_TIMEOUT, read_timeout=limits.CDN_READ_TIMEOUT,
+                        retries={"mode": "standard", "max_attempts": 3})
+        client = AwsBaseHook(aws_conn_id=aws_conn_id, client_type="cloudfront", config=config).get_conn()
         return CloudFrontPurger(client, distribution_id)
     raise ValueError(f"purge_provider {provider!r} is not one of cloudflare, cloudfront, none")

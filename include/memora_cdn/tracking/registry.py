@@ -26,6 +26,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from time import monotonic as _monotonic  # the build budget: elapsed time, not the wall clock
 from typing import Iterable, Iterator
 
 log = logging.getLogger(__name__)
@@ -224,8 +225,13 @@ class Registry:
     # -- locks -----------------------------------------------------------------------------------
 
     @contextmanager
-    def lock(self, plan_id: str, ttl_seconds: int = 300) -> Iterator[None]:
-        """Hold `lock:{plan}` for the block; renewed every ttl/3 by a thread; released only if still ours."""
+    def lock(self, plan_id: str, ttl_seconds: int = 300, max_hold_seconds: float | None = None) -> Iterator[None]:
+        """Hold `lock:{plan}` for the block; renewed every ttl/3 by a thread; released only if still ours.
+
+        With `max_hold_seconds` (the build's time budget) the renewal stops once the block has run that long, so
+        a hung build's lock expires at most `ttl_seconds` later and another run can build the plan. A block that
+        ends after its lock expired raises `LockLost` (its plan is rebuilt later; nothing is dropped).
+        """
         if not 1 <= ttl_seconds <= 300:
             raise ValueError("the plan lock's TTL must be 1..300 s")
         key, token = lock_key(plan_id), secrets.token_hex(16)
@@ -233,9 +239,16 @@ class Registry:
             raise PlanLocked(f"plan {plan_id} is being built elsewhere (lock {key} is held)")
         stop = threading.Event()
         lost = threading.Event()
+        over_budget = threading.Event()
+        give_up_at = _monotonic() + max_hold_seconds if max_hold_seconds else None
 
         def renew() -> None:
             while not stop.wait(ttl_seconds / 3):
+                if give_up_at is not None and _monotonic() >= give_up_at:
+                    over_budget.set()
+                    log.warning("plan %s: the build has run past its budget of %.0f s; no longer renewing lock %s "
+                                "(it expires within %d s)", plan_id, max_hold_seconds, key, ttl_seconds)
+                    return
                 try:
                     if not self._renew(keys=[key], args=[token, ttl_seconds * 1000]):
                         lost.set()
@@ -247,6 +260,10 @@ class Registry:
         renewer.start()
         try:
             yield
+            if over_budget.is_set():
+                current = self.redis.get(key)
+                if current is None or _text(current) != token:
+                    lost.set()
             if lost.is_set():
                 raise LockLost(f"lost the lock of plan {plan_id} during the build")
         finally:

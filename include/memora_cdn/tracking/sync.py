@@ -1,4 +1,5 @@
-"""The five-minute sync (SPEC §7-8): what is waiting, claiming a batch, building a claimed plan, purging.
+"""The five-minute sync (SPEC §7-8): what is waiting, claiming a batch, purging. A claimed plan is built by
+`memora_cdn.tracking.run.run_plan`, the one build path of every trigger.
 
 Plain functions over a `Registry` (Redis), a DB-API connection and an S3 client, so they are tested
 without a scheduler; `dags/memora_cdn_sync.py` only wires them to Airflow.
@@ -7,15 +8,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
 from memora_cdn.engine import keys
 from memora_cdn.tracking import sync_log
-from memora_cdn.engine.build import build_plan
 from memora_cdn.purge import PlanPurge, PurgeReport
 from memora_cdn.engine.read import existing_plans
-from memora_cdn.tracking.registry import PlanLocked, Registry
+from memora_cdn.tracking.registry import Registry
 from memora_cdn.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,6 +44,7 @@ def waiting(registry: Registry, db) -> Waiting:
 class ClaimedBatch:
     plans: list[dict[str, Any]] = field(default_factory=list)  # [{"plan_id", "triggered_by", "pending_since"}]
     refused: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)  # waiting for their scheduled retry
     recovered: int = 0
     drained: int = 0
 
@@ -74,6 +74,14 @@ def claim_batch(registry: Registry, db, s3, settings: Settings, run_id: str, tri
         raise
     claim = registry.claim(run_id, settings.batch_size, recover_after)
     batch = ClaimedBatch(recovered=claim.recovered, drained=len(fallback) + len(retries))
+    if triggered_by != "Manual":
+        # A plan waiting for its next retry is not rebuilt for an edit in the meantime (it would fail again at
+        # once and use up a retry): its due retry brings it back, and that build reads the edit too.
+        for name in sorted(sync_log.backing_off(db, [n for n in claim.plans if keys.is_safe_name(n)])):
+            registry.release(run_id, name)
+            batch.deferred.append(name)
+            log.info("plan %s waits for its scheduled retry; its retry builds this change too", name)
+        claim.plans = [n for n in claim.plans if n not in batch.deferred]
     safe = [name for name in claim.plans if keys.is_safe_name(name)]
     in_db = existing_plans(db, safe)
     removals = []  # gone from the database but still on the CDN: removed by their build, if the guard allows
@@ -95,8 +103,9 @@ def claim_batch(registry: Registry, db, s3, settings: Settings, run_id: str, tri
         log.warning("refused pending entry %s", refusal)
     if len(batch.refused) > MAX_REPORTED_REFUSALS:
         log.warning("refused %d more pending entries", len(batch.refused) - MAX_REPORTED_REFUSALS)
-    log.info("claimed %d plan(s) (%d recovered from earlier runs, %d drained from the sync log), refused %d",
-             len(batch.plans), batch.recovered, batch.drained, len(batch.refused))
+    log.info("claimed %d plan(s) (%d recovered from earlier runs, %d drained from the sync log), refused %d, "
+             "%d waiting for their retry", len(batch.plans), batch.recovered, batch.drained, len(batch.refused),
+             len(batch.deferred))
     return batch
 
 
@@ -134,57 +143,6 @@ def _requeue_held_plans_that_are_back(registry: Registry, db) -> None:
 def _has_files(s3, bucket: str, plan_id: str) -> bool:
     page = s3.list_objects_v2(Bucket=bucket, Prefix=keys.plan_prefix(plan_id), MaxKeys=1)
     return bool(page.get("KeyCount"))
-
-
-def build_claimed_plan(plan_id: str, *, run_id: str, triggered_by: str, try_number: int, max_tries: int,
-                       retry_delay: timedelta, backoff: float, registry: Registry, db, s3,
-                       settings: Settings) -> dict[str, Any]:
-    """Build one claimed plan under its lock, keeping the claim, the sync log and the dead letters right.
-
-    - locked elsewhere: the plan goes back to pending (never dropped) and the task succeeds;
-    - success: claim released, dead letter cleared, sync log `Success`, signed-URL renewal scheduled;
-    - failure with retries left: sync log `Failed` with `next_retry_at`, claim kept, exception re-raised;
-    - last failure: dead letter + sync log `Dead Letter`, claim released, exception re-raised.
-    """
-    keys.check_name(plan_id, "plan")
-    row = sync_log.start(db, run_id, plan_id, triggered_by, retry_count=try_number - 1)
-    try:
-        with registry.lock(plan_id, settings.lock_ttl_seconds):
-            result = build_plan(plan_id, db=db, s3=s3, settings=settings)
-    except PlanLocked as exc:
-        registry.release(run_id, plan_id, requeue=True)
-        sync_log.finish(db, row, "Queued", error=f"{exc}; requeued")
-        log.info("%s; put back into the pending set", exc)
-        return {"plan_id": plan_id, "status": "requeued", "purge_keys": [], "purge_prefix": False}
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        if try_number > max_tries:
-            registry.dead_letter(plan_id, error)
-            registry.release(run_id, plan_id)
-            sync_log.finish(db, row, "Dead Letter", error=error)
-            log.error("plan %s failed its last attempt (%d); recorded in %s", plan_id, try_number, "cdn_export:dead_letter")
-        else:
-            delay = retry_delay * (backoff ** (try_number - 1) if backoff else 1)
-            sync_log.finish(db, row, "Failed", error=error, next_retry_at=datetime.now(timezone.utc) + delay)
-        raise
-    # The files are published: from here on nothing may fail the task, or its summary would never reach the purge
-    # (a retry finds the files already uploaded and has nothing to purge). What cannot be recorded now is repaired
-    # later: the claim is released only once the renewal is scheduled, and a claim left behind is recovered and
-    # rebuilt by a later run (which schedules the renewal again); the sync log row then stays `Processing`.
-    def record(what: str, step) -> bool:
-        try:
-            step()
-            return True
-        except Exception as exc:
-            log.warning("plan %s is published, but could not %s (%s: %s)", plan_id, what, type(exc).__name__, exc)
-            return False
-
-    record("clear its dead letter", lambda: registry.clear_dead_letter(plan_id))
-    if record("schedule its signed-URL renewal", lambda: registry.schedule_renewal(plan_id, result.renew_at)):
-        record("release its claim", lambda: registry.release(run_id, plan_id))
-    record("record Success in the sync log",
-           lambda: sync_log.finish(db, row, "Success", uploaded=len(result.uploaded), deleted=len(result.deleted)))
-    return result.purge_summary(settings.purge_prefix_threshold)
 
 
 def purge_requests(summaries: Iterable[dict[str, Any] | None]) -> list[PlanPurge]:

@@ -13,7 +13,9 @@ from typing import Any
 
 TABLE = "`tabCDN Sync Log`"
 STATUSES = ("Queued", "Processing", "Success", "Failed", "Dead Letter")
-TRIGGERS = ("Scheduler", "Threshold", "Manual", "Fallback Recovery")
+# `Nightly` (the nightly full rebuild) is not among the Select options of the DocType in Frappe app version 008
+# (Scheduler, Threshold, Manual, Fallback Recovery); the column is a varchar(140), so the row is stored and shown.
+TRIGGERS = ("Scheduler", "Threshold", "Manual", "Nightly", "Fallback Recovery")
 COLUMNS = ("name", "plan_id", "status", "started_at", "completed_at", "files_uploaded", "files_deleted",
            "error_message", "retry_count", "next_retry_at", "is_fallback", "triggered_by", "creation")
 
@@ -113,6 +115,51 @@ def take_waiting(db, limit: int = 10_000) -> tuple[list[str], list[str]]:
         )
     by_name = {name: plan for name, plan, _ in rows}
     return sorted({by_name[n] for n in fallback}), sorted({by_name[n] for n in retries})
+
+
+def failed_runs_before(db, plan_id: str, row: str) -> int:
+    """How many runs in a row have failed this plan, not counting the run of `row` (its retry number).
+
+    The latest finished build row of the plan decides: `Failed` with retry_count n means n + 1 failed runs,
+    anything else (a success, a dead letter an operator has since retried, no row) means none. Fallback rows
+    are not builds; `Queued` (requeued while locked) and `Processing` rows are not results."""
+    cur = db.cursor()
+    cur.execute(
+        f"SELECT status, retry_count FROM {TABLE} WHERE plan_id = %s AND name <> %s AND is_fallback = 0 "
+        "AND status IN ('Success', 'Failed', 'Dead Letter') "
+        "ORDER BY COALESCE(completed_at, started_at, creation) DESC, creation DESC LIMIT 1",
+        (plan_id, row),
+    )
+    found = cur.fetchone()
+    db.commit()  # end the read's transaction (REPEATABLE READ would otherwise pin this snapshot)
+    if not found or found[0] != "Failed":
+        return 0
+    return int(found[1] or 0) + 1
+
+
+def backing_off(db, plan_ids: list[str], now: datetime | None = None) -> set[str]:
+    """The plans among `plan_ids` whose next retry is scheduled for later (they wait for it, not for an edit)."""
+    if not plan_ids:
+        return set()
+    cur = db.cursor()
+    cur.execute(
+        f"SELECT DISTINCT plan_id FROM {TABLE} WHERE status = 'Failed' AND next_retry_at > %s "
+        f"AND plan_id IN ({', '.join(['%s'] * len(plan_ids))})",
+        ((now or _now()).replace(tzinfo=None), *plan_ids),
+    )
+    return {plan for (plan,) in cur.fetchall()}
+
+
+def cancel_retries(db, plan_id: str) -> int:
+    """The plan was built: retries scheduled by earlier failures are no longer needed."""
+    cur = db.cursor()
+    cur.execute(
+        f"UPDATE {TABLE} SET next_retry_at = NULL, modified = %s WHERE plan_id = %s AND status = 'Failed' "
+        "AND next_retry_at IS NOT NULL",
+        (_now(), plan_id),
+    )
+    db.commit()
+    return cur.rowcount
 
 
 def sweep_abandoned(db, older_than_minutes: int = 60) -> int:
