@@ -89,7 +89,7 @@ def memora_cdn_full_rebuild():
         raise RuntimeError("remove_deleted_plans failed: see its log (a refused removal says what it would have "
                            "removed and why; confirm with the confirm_removals param)")
 
-    @task
+    @task(multiple_outputs=False)
     def purge_expired_trash() -> dict:
         from memora_cdn.orchestration.tasks import purge_expired_trash
 
