@@ -332,4 +332,7 @@ def test_full_rebuild_on_the_apps_008_schema(airflow_home, content_db, schema_ve
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
     after = _objects(s3, settings.bucket)
     assert list_prefix(s3, settings.bucket, keys.plan_prefix(gone)) == {}
-    assert after == {k: v for k, v in before.items() if keys.plan_of_key(k) != gone and k != keys.state_key(gone)}
+    trashed = {k for k in after if k.startswith(keys.trash_prefix(gone))}
+    assert trashed, "the unpublished plan's files are kept in the trash, restorable"
+    assert {k: v for k, v in after.items() if k not in trashed} == {
+        k: v for k, v in before.items() if keys.plan_of_key(k) != gone and k != keys.state_key(gone)}

@@ -63,23 +63,25 @@ def mysql_connection():
 # validates response checksums. Several S3-compatible stores (Cloudflare R2, older MinIO, Ceph RGW) reject or lack
 # them, so checksums are computed and validated only when the operation requires them. The `memora_s3`
 # connection's `config_kwargs` extra overrides any of these (e.g. "when_supported" against AWS S3).
-S3_CLIENT_DEFAULTS = {
-    "request_checksum_calculation": "when_required",
-    "response_checksum_validation": "when_required",
-    # a hung S3 call fails the build instead of holding the run (sizes in memora_cdn.limits)
-    "connect_timeout": limits.S3_CONNECT_TIMEOUT,
-    "read_timeout": limits.S3_READ_TIMEOUT,
-    "retries": {"mode": "standard", "max_attempts": limits.S3_MAX_ATTEMPTS},
-    "signature_version": "s3v4",  # presigned media URLs: SigV4 (X-Amz-Expires up to 7 days)
-}
+def s3_client_defaults() -> dict:
+    """The S3 client's defaults (read at call time: the limits are module constants tests may tune)."""
+    return {
+        "request_checksum_calculation": "when_required",
+        "response_checksum_validation": "when_required",
+        # a hung S3 call fails the build instead of holding the run (sizes in memora_cdn.limits)
+        "connect_timeout": limits.S3_CONNECT_TIMEOUT,
+        "read_timeout": limits.S3_READ_TIMEOUT,
+        "retries": {"mode": "standard", "max_attempts": limits.S3_MAX_ATTEMPTS},
+        "signature_version": "s3v4",  # presigned media URLs: SigV4 (X-Amz-Expires up to 7 days)
+    }
 
 
 def s3_client_config(settings: Settings, configured=None):
-    """The botocore `Config` of the S3 client: `S3_CLIENT_DEFAULTS`, a connection pool sized for parallel uploads,
+    """The botocore `Config` of the S3 client: `s3_client_defaults()`, a connection pool sized for parallel uploads,
     then what `configured` (the connection's `config_kwargs`, a botocore `Config`) sets, which wins."""
     from botocore.config import Config
 
-    config = Config(max_pool_connections=settings.upload_concurrency + 4, **S3_CLIENT_DEFAULTS)
+    config = Config(max_pool_connections=settings.upload_concurrency + 4, **s3_client_defaults())
     return config.merge(configured) if configured is not None else config
 
 
