@@ -276,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
             build_plan(plan_id, db=db, s3=s3, settings=settings)
         print(f"published {len(plans)} plans in {time.perf_counter() - t:.0f} s", flush=True)
         lessons = visible_lessons(s3, bucket, plans)
+        # an edit must show: leave out lessons a plan overrides (a Rename keeps the plan's title whatever the edit)
+        cur.execute("SELECT DISTINCT target_name FROM `tabMemora Plan Override`")
+        overridden = {r[0] for r in cur.fetchall()}
+        lessons = {p: [ls for ls in names if ls not in overridden] for p, names in lessons.items()}
         redis = redis_lib.Redis(host="127.0.0.1", port=6379, db=common.REDIS_DB)
         redis.flushdb()
         import tempfile
