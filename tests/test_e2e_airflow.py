@@ -15,6 +15,7 @@ from memora_cdn_demo import content as demo
 from memora_cdn.engine import keys
 from memora_cdn.engine.build import build_plan
 from memora_cdn.engine.publish import list_prefix
+from memora_cdn.tracking import sync_log
 from memora_cdn.tracking.registry import PENDING, Registry, lock_key
 from memora_cdn.settings import parse_settings
 from tests.standins.s3_proxy import S3FaultProxy
@@ -157,7 +158,6 @@ def test_a_broken_plan_fails_alone_is_dead_lettered_after_its_retries_then_clear
     """Retries between runs with a 2 s delay (AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY): each run tries the broken
     plan once (plus one short in-run retry) and ends; the next run retries it once its backoff has passed; the
     fourth failed run dead-letters it. Once S3 accepts its writes, clearing that task publishes it."""
-    from memora_cdn.tracking import sync_log
 
     api, proxy = stack["api"], stack["proxy"]
     broken, fine = PLANS[4], PLANS[5]
@@ -274,7 +274,7 @@ def contend(stack, plans):
     to several seconds: -> (lock holders per plan, plans given back to pending, build task instances per plan)."""
     api, proxy, registry = stack["api"], stack["proxy"], stack["registry"]
     for plan_id in plans:
-        edit_plan_title(stack, plan_id, f"Contended {time.time():.0f}")
+        edit_plan_title(stack, plan_id, f"Contended {plan_id} {time.time():.0f}")  # titles are unique in the app
         proxy.delay_prefix(keys.plan_prefix(plan_id), 6.0)
     assert registry.pending_count() == 0
     # a scheduled sync run in between would claim the plans given back: keep clear of the next */5 tick
@@ -287,9 +287,16 @@ def contend(stack, plans):
             sync = api.post("/dags/memora_cdn_sync/dagRuns", {"logical_date": None, "conf": {"plans": plans}})
             assert api.wait_run("memora_cdn_full_rebuild", rebuild["dag_run_id"], timeout=600)["state"] == "success"
             assert api.wait_run("memora_cdn_sync", sync["dag_run_id"], timeout=600)["state"] == "success"
-            given_back = registry.pending() & set(plans)  # read at once: a later sync run would claim them
     finally:
         proxy.no_delays()
+    # a build refused by the lock gives its plan back to pending and writes `Queued` in its run's sync log row (the
+    # debounce may start a run that builds it again at once, so the pending set alone cannot tell)
+    rows = [sync_log.row_name(run["dag_run_id"], plan_id) for run in (rebuild, sync) for plan_id in plans]
+    cur = stack["db"].cursor()
+    cur.execute("SELECT plan_id FROM `tabCDN Sync Log` WHERE status = 'Queued' AND name IN ({})".format(
+        ", ".join(["%s"] * len(rows))), rows)
+    given_back = {r[0] for r in cur.fetchall()}
+    stack["db"].commit()
     registry.redis.srem(PENDING, *plans)  # they are published; the next round starts clean
     tis = {plan_id: [] for plan_id in plans}
     for dag_id, run in (("memora_cdn_full_rebuild", rebuild), ("memora_cdn_sync", sync)):
@@ -312,8 +319,9 @@ def test_two_workers_never_build_one_plan_at_once(stack):
             holders, given_back, tis = contend(stack, plans)
             rounds.append({p: [(ti["hostname"], ti["start_date"], ti["end_date"]) for ti in tis[p]] for p in plans})
             for plan_id in plans:
-                # each build that ran took the lock once (its own token); a plan given back was refused once
-                assert len(holders[plan_id]) == 2 - (plan_id in given_back), (plan_id, holders[plan_id], given_back)
+                # each build that ran took the lock once (its own token); a plan given back was refused once. A plan
+                # given back may be built again at once by a run the debounce starts: then there is one more holder.
+                assert len(holders[plan_id]) >= 2 - (plan_id in given_back), (plan_id, holders[plan_id], given_back)
                 for (_, _, last), (_, first, _) in zip(holders[plan_id], holders[plan_id][1:]):
                     assert last < first, (plan_id, holders[plan_id])  # held by one build at a time
                 a, b = tis[plan_id]
