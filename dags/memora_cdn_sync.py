@@ -1,4 +1,6 @@
-"""Every five minutes, or as soon as `batch_threshold` plans are pending: rebuild the plans that changed.
+"""Rebuild the plans that changed: as soon as the oldest pending change is `debounce_seconds` old or
+`batch_threshold` plans are pending (the asset watcher in the triggerer), and every five minutes as a safety net.
+A debounce- or threshold-started run is recorded as `Threshold` in the sync log.
 
 check (skip cheaply when nothing waits, including plans whose retry is due) -> claim a batch -> build each plan
 (mapped, locked), each build purging the CDN for what it changed as soon as it is uploaded -> purge what the
