@@ -8,15 +8,20 @@ it changes a visible lesson's title to a unique token in MariaDB, commits, and c
 CDN was told to purge its lesson's URL and the object in the bucket holds the token (the new bytes uploaded and
 the purge sent). Latency = done - the producer's mark.
 
-Scenarios (each a fresh run of the same Airflow):
-- low: about 1 edit a minute, spread over the plans;
-- busy: 1000 edits per hour over 20 plans;
+The same scenarios run under each executor asked for: `airflow standalone` (LocalExecutor), then the CeleryExecutor
+cluster of `make airflow-celery` (scripts/airflow_celery.sh: PostgreSQL metadata, Redis broker, two workers).
+
+Scenarios (one after the other on the same running Airflow):
+- low: one edit a minute (each gap 48-72 s), spread over the plans;
+- busy: 1000 edits per hour over 20 plans (Poisson arrivals);
 - failing: as busy, while one plan's S3 writes are refused (its edits are reported apart; they cannot finish).
 
-Reported per scenario: median, p95 and max latency, edits not done, sync runs per hour, and where a run's time
-goes (from the REST API: run queued -> started, check, claim, build task start-up and duration).
+Reported per scenario: median, p95 and max latency, edits not done, sync runs per hour, and where the time goes:
+per edit, mark -> its run queued (debounce, trigger poll, run creation), run queued -> claimed (run start, check,
+claim), claimed -> purge sent (build task start-up on the executor, the build, the upload, the purge); per sync run
+(from the REST API), run queued -> running, check, claim, claim end -> first build start, build task, run total.
 
-    PYTHONPATH=include python -m bench.latency --minutes 10 --out bench/p6.json
+    PYTHONPATH=include:. python -m bench.latency --minutes 10 --executors standalone,celery --out bench/p6.json
 """
 from __future__ import annotations
 
@@ -53,6 +58,7 @@ class Scenario:
     edits_per_hour: float
     minutes: float
     failing_plan: str | None = None
+    regular: bool = False  # evenly spaced edits (each gap 0.8-1.2 x the mean) instead of Poisson arrivals
     edits: list[Edit] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
 
@@ -137,32 +143,36 @@ class Editor(threading.Thread):
             mark_changed("Memora Lesson", lesson_id, db=db, redis=self.redis)
             with self.lock:
                 self.scenario.edits.append(Edit(plan_id, lesson_id, token, marked))
-            next_at += self.rng.expovariate(1.0 / interval)  # Poisson arrivals at the scenario's rate
+            next_at += (interval * self.rng.uniform(0.8, 1.2) if self.scenario.regular
+                        else self.rng.expovariate(1.0 / interval))  # Poisson arrivals at the scenario's rate
         db.close()
 
 
 def run_breakdown(api, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Median seconds per step over the sync runs that built something."""
+    """Median seconds per step over the sync runs that built something, and each run's queue and claim times."""
     steps: dict[str, list[float]] = {"run queued -> running": [], "check": [], "claim": [],
                                      "claim end -> first build start": [], "build (task)": [], "run total": []}
     built = 0
+    claims: list[tuple[float, float]] = []  # (run queued, claim task ended) of every run, for the per-edit steps
     for run in runs:
         tis = api.task_instances(SYNC, run["dag_run_id"])
         by = {}
         for ti in tis:
             by.setdefault(ti["task_id"], []).append(ti)
+        queued, started, ended = _iso(run.get("queued_at")), _iso(run.get("start_date")), _iso(run.get("end_date"))
+        claim_end = max((_iso(ti["end_date"]) for ti in by.get("claim", []) if ti.get("end_date")), default=None)
+        if queued and claim_end:
+            claims.append((queued, claim_end))
         builds = [ti for ti in by.get("build", []) if ti.get("start_date")]
         if not builds:
             continue
         built += 1
-        queued, started, ended = _iso(run.get("queued_at")), _iso(run.get("start_date")), _iso(run.get("end_date"))
         if queued and started:
             steps["run queued -> running"].append(started - queued)
         for name in ("check", "claim"):
             for ti in by.get(name, []):
                 if ti.get("start_date") and ti.get("end_date"):
                     steps[name].append(_iso(ti["end_date"]) - _iso(ti["start_date"]))
-        claim_end = max((_iso(ti["end_date"]) for ti in by.get("claim", []) if ti.get("end_date")), default=None)
         if claim_end:
             steps["claim end -> first build start"].append(min(_iso(ti["start_date"]) for ti in builds) - claim_end)
         for ti in builds:
@@ -170,8 +180,29 @@ def run_breakdown(api, runs: list[dict[str, Any]]) -> dict[str, Any]:
                 steps["build (task)"].append(_iso(ti["end_date"]) - _iso(ti["start_date"]))
         if started and ended:
             steps["run total"].append(ended - started)
-    return {"runs_that_built": built,
+    return {"runs_that_built": built, "claims": sorted(claims, key=lambda c: c[1]),
             "median_seconds": {k: round(statistics.median(v), 2) if v else None for k, v in steps.items()}}
+
+
+def edit_breakdown(edits: list[Edit], claims: list[tuple[float, float]]) -> dict[str, Any]:
+    """Where each done edit's latency went, split at its run's queue time and claim: the run that took an edit is
+    taken to be the first whose claim task ended after the mark (the claim itself is an instant inside that task).
+    The three parts add up to the edit's latency."""
+    parts: dict[str, list[float]] = {"mark -> run queued (debounce, trigger, run creation)": [],
+                                     "run queued -> claimed (run start, check, claim)": [],
+                                     "claimed -> purge sent (task start-up, build, upload, purge)": []}
+    for edit in edits:
+        if edit.done is None:
+            continue
+        run = next(((q, c) for q, c in claims if c >= edit.marked and c <= edit.done), None)
+        if run is None:
+            continue
+        queued, claimed = run
+        parts["mark -> run queued (debounce, trigger, run creation)"].append(max(0.0, queued - edit.marked))
+        parts["run queued -> claimed (run start, check, claim)"].append(claimed - max(queued, edit.marked))
+        parts["claimed -> purge sent (task start-up, build, upload, purge)"].append(edit.done - claimed)
+    return {"edits": len(next(iter(parts.values()))),
+            "median_seconds": {k: round(statistics.median(v), 2) if v else None for k, v in parts.items()}}
 
 
 def measure(scenario: Scenario, *, stack: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -202,11 +233,13 @@ def measure(scenario: Scenario, *, stack: dict[str, Any], seed: int) -> dict[str
     healthy = [e for e in scenario.edits if e.plan_id != scenario.failing_plan]
     latencies = [e.done - e.marked for e in healthy if e.done is not None]
     sample_hours = scenario.minutes / 60.0
+    breakdown = run_breakdown(api, runs)
     by_type: dict[str, int] = {}
     for r in runs:
         by_type[r.get("run_type", "?")] = by_type.get(r.get("run_type", "?"), 0) + 1
     return {
-        "scenario": scenario.name, "edits_per_hour": scenario.edits_per_hour, "minutes": scenario.minutes,
+        "executor": stack["executor"], "scenario": scenario.name, "edits_per_hour": scenario.edits_per_hour,
+        "minutes": scenario.minutes,
         "failing_plan": scenario.failing_plan, "edits": len(scenario.edits), "healthy_edits": len(healthy),
         "not_done": sum(1 for e in healthy if e.done is None),
         "failing_plan_edits": len(scenario.edits) - len(healthy),
@@ -215,7 +248,8 @@ def measure(scenario: Scenario, *, stack: dict[str, Any], seed: int) -> dict[str
         "sync_runs": len(runs), "runs_by_type": by_type,
         "runs_per_hour": round(len(runs) / ((ended - started) / 3600.0), 1),
         "sample_hours": sample_hours,
-        "steps": run_breakdown(api, runs),
+        "steps": {k: v for k, v in breakdown.items() if k != "claims"},
+        "edit_steps": edit_breakdown(healthy, breakdown["claims"]),
         "edit_log": [asdict(e) for e in scenario.edits],
     }
 
@@ -240,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of each scenario's sample")
     parser.add_argument("--lessons", type=int, default=300, help="lessons per plan")
     parser.add_argument("--only", default="low,busy,failing")
+    parser.add_argument("--executors", default="standalone,celery",
+                        help="standalone (LocalExecutor) and/or celery (the cluster of make airflow-celery)")
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--out", type=Path, default=common.REPO / "bench" / "p6.json")
     args = parser.parse_args(argv)
@@ -249,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     from memora_cdn.engine.build import build_plan
     from memora_cdn.settings import parse_settings
     from memora_cdn_demo.content import DemoScale
-    from tests.airflow_cluster import memora_env, standalone
+    from tests.airflow_cluster import celery_cluster, memora_env, standalone
     from tests.standins.cloudflare import CloudflareStandIn
     from tests.standins.s3_proxy import S3FaultProxy
     from tests.support import S3Server
@@ -284,7 +320,6 @@ def main(argv: list[str] | None = None) -> int:
         redis.flushdb()
         import tempfile
 
-        home = Path(tempfile.mkdtemp(prefix="memora-p6-"))
         with CloudflareStandIn(token=common.CF_TOKEN, zone_id=common.CF_ZONE, max_files=100) as cf, \
                 S3FaultProxy(server.endpoint) as proxy:
             env = memora_env(db_name=database, redis_db=common.REDIS_DB, s3_endpoint=proxy.endpoint,
@@ -295,20 +330,31 @@ def main(argv: list[str] | None = None) -> int:
                                                                "password": common.CF_TOKEN,
                                                                "extra": {"zone_id": common.CF_ZONE}})
             env["AIRFLOW__MEMORA_CDN__BUILD_POOL"] = "memora_cdn_builds"
-            with standalone(home, env, pools={"memora_cdn_builds": 4}) as api:
-                stack = {"api": api, "s3": s3, "settings": settings, "cf": cf, "proxy": proxy, "redis": redis,
-                         "database": database, "lessons": lessons}
-                wanted = args.only.split(",")
-                scenarios = [Scenario("low", 60, args.minutes), Scenario("busy", 1000, args.minutes),
-                             Scenario("failing", 1000, args.minutes, failing_plan=plans[-1])]
-                for i, scenario in enumerate(s for s in scenarios if s.name in wanted):
-                    print(f"P6 {scenario.name}: {scenario.edits_per_hour:g} edits/h for {scenario.minutes:g} min",
-                          flush=True)
-                    result = measure(scenario, stack=stack, seed=args.seed + i)
-                    summary = {k: v for k, v in result.items() if k != "edit_log"}
-                    print(json.dumps(summary, indent=1), flush=True)
-                    results["scenarios"].append(result)
-                    args.out.write_text(json.dumps(results, indent=1))
+            for executor in args.executors.split(","):
+                redis.flushdb()  # each executor starts from an empty registry
+                home = Path(tempfile.mkdtemp(prefix=f"memora-p6-{executor}-"))
+                t = time.perf_counter()
+                if executor == "standalone":
+                    cluster = standalone(home, env, pools={"memora_cdn_builds": 4})
+                elif executor == "celery":
+                    cluster = celery_cluster(home, env, build_pool_slots=4)
+                else:
+                    raise SystemExit(f"unknown executor {executor!r}: standalone or celery")
+                with cluster as api:
+                    print(f"P6 {executor}: Airflow up and settled in {time.perf_counter() - t:.0f} s", flush=True)
+                    stack = {"api": api, "s3": s3, "settings": settings, "cf": cf, "proxy": proxy, "redis": redis,
+                             "database": database, "lessons": lessons, "executor": executor}
+                    wanted = args.only.split(",")
+                    scenarios = [Scenario("low", 60, args.minutes, regular=True), Scenario("busy", 1000, args.minutes),
+                                 Scenario("failing", 1000, args.minutes, failing_plan=plans[-1])]
+                    for i, scenario in enumerate(s for s in scenarios if s.name in wanted):
+                        print(f"P6 {executor} {scenario.name}: {scenario.edits_per_hour:g} edits/h for "
+                              f"{scenario.minutes:g} min", flush=True)
+                        result = measure(scenario, stack=stack, seed=args.seed + i)
+                        summary = {k: v for k, v in result.items() if k != "edit_log"}
+                        print(json.dumps(summary, indent=1), flush=True)
+                        results["scenarios"].append(result)
+                        args.out.write_text(json.dumps(results, indent=1))
         db.close()
     finally:
         server.stop()

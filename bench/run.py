@@ -300,7 +300,8 @@ class Bench:
         return out
 
     def p6(self) -> dict[str, Any]:
-        """P6: edit-to-CDN latency under a real `airflow standalone` (bench/latency.py, its own process)."""
+        """P6: edit-to-CDN latency under a real `airflow standalone`, then under the Celery cluster of
+        `make airflow-celery` (bench/latency.py, its own process)."""
         out = Path(self.out) / "p6.json"
         cmd = [sys.executable, "-m", "bench.latency", "--minutes", str(self.cfg.p6_minutes),
                "--lessons", str(self.cfg.p6_lessons), "--out", str(out)]
