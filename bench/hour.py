@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from bench import common
@@ -212,7 +212,8 @@ def schedule(rng: random.Random, plans: list[str], edits: int, windows: int, win
 def simulate(spec: dict[str, Any]) -> dict[str, Any]:
     from memora_cdn.purge import CloudflarePurger
     from memora_cdn.tracking.registry import Registry
-    from memora_cdn.tracking.sync import build_claimed_plan, claim_batch, purge, purge_built_plan, purge_requests, waiting
+    from memora_cdn.tracking.run import run_plan
+    from memora_cdn.tracking.sync import claim_batch, purge, purge_built_plan, purge_requests, waiting
     from tests.standins.cloudflare import CloudflareStandIn
 
     settings = common.settings_for(spec["bucket"])
@@ -250,10 +251,11 @@ def simulate(spec: dict[str, Any]) -> dict[str, Any]:
             for plan in batch.plans:
                 tb = time.perf_counter()
                 try:
-                    summary = build_claimed_plan(
-                        plan["plan_id"], run_id=run_id, triggered_by=plan["triggered_by"], try_number=1, max_tries=3,
-                        retry_delay=timedelta(seconds=300), backoff=2.0, registry=registry, db=builder_db, s3=s3,
-                        settings=settings)
+                    # the sync DAG's build task: run_plan (purger=None here, so that the purge is timed below,
+                    # the same purge_built_plan that run_plan calls right after the upload)
+                    summary = run_plan(plan["plan_id"], run_id=run_id, triggered_by=plan["triggered_by"],
+                                       registry=registry, db=builder_db, s3=s3, settings=settings,
+                                       pending_since=plan.get("pending_since"))
                 except Exception as exc:  # a failed mapped task: Airflow would retry it; recorded here
                     failures.append(f"{plan['plan_id']}: {type(exc).__name__}: {exc}"[:300])
                 else:
