@@ -183,7 +183,9 @@ def com_select(conn) -> int:
 def redis_client():
     import redis
 
-    return redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    from tests.support import REDIS_PORT  # the machine's Redis, or MEMORA_TEST_REDIS_PORT's
+
+    return redis.Redis(host="127.0.0.1", port=REDIS_PORT, db=REDIS_DB)
 
 
 def flush_redis() -> None:

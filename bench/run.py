@@ -1,7 +1,7 @@
 """Benchmarks of the Memora CDN export: P1-P5 and growth, written to bench/RESULTS.md.
 
     .venv/bin/python bench/run.py            # full (what `make bench` runs); ~20 minutes on 2 cores
-    .venv/bin/python bench/run.py --quick    # small scales, a smoke check (~2 minutes); writes bench/quick/
+    .venv/bin/python bench/run.py --quick    # small scales, a smoke check (~20 minutes, P6 included); writes bench/quick/
     .venv/bin/python bench/run.py --only core,growth --runs 3
 
 Needs MariaDB (127.0.0.1:3306, root) and Redis (127.0.0.1:6379); starts its own moto S3 server and its
