@@ -8,7 +8,7 @@ help:
 	@echo "make demo   - set up everything, load demo content, run memora_cdn_full_rebuild, show what it published"
 	@echo "make test   - ruff's Airflow rules (make lint), then the whole test suite against local MariaDB, Redis and S3"
 	@echo "make test-faults - only the fault, bad-input and security tests (about 3 min)"
-	@echo "make bench  - benchmarks P1-P6 and growth into bench/RESULTS.md (about 95 min; python -m bench.run --quick for a 20-minute smoke check)"
+	@echo "make bench  - benchmarks P1-P6 and growth into bench/RESULTS.md (about 80 min; python -m bench.run --quick for a 20-minute smoke check)"
 	@echo "make airflow - airflow standalone on http://127.0.0.1:8080 wired to the local stack (user ops)"
 	@echo "make airflow-celery - CeleryExecutor cluster (PostgreSQL, Redis broker, 2 workers) on http://127.0.0.1:8090, in the background"
 	@echo "make airflow-celery-stop - stop it"
