@@ -148,8 +148,8 @@ class Editor(threading.Thread):
         db.close()
 
 
-def run_breakdown(api, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Median seconds per step over the sync runs that built something, and each run's queue and claim times."""
+def run_breakdown(api, runs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[tuple[float, float]]]:
+    """Median seconds per step over the sync runs that built something, and each run's (queued, claim ended)."""
     steps: dict[str, list[float]] = {"run queued -> running": [], "check": [], "claim": [],
                                      "claim end -> first build start": [], "build (task)": [], "run total": []}
     built = 0
@@ -180,8 +180,9 @@ def run_breakdown(api, runs: list[dict[str, Any]]) -> dict[str, Any]:
                 steps["build (task)"].append(_iso(ti["end_date"]) - _iso(ti["start_date"]))
         if started and ended:
             steps["run total"].append(ended - started)
-    return {"runs_that_built": built, "claims": sorted(claims, key=lambda c: c[1]),
-            "median_seconds": {k: round(statistics.median(v), 2) if v else None for k, v in steps.items()}}
+    summary = {"runs_that_built": built,
+               "median_seconds": {k: round(statistics.median(v), 2) if v else None for k, v in steps.items()}}
+    return summary, sorted(claims, key=lambda c: c[1])
 
 
 def edit_breakdown(edits: list[Edit], claims: list[tuple[float, float]]) -> dict[str, Any]:
@@ -233,7 +234,7 @@ def measure(scenario: Scenario, *, stack: dict[str, Any], seed: int) -> dict[str
     healthy = [e for e in scenario.edits if e.plan_id != scenario.failing_plan]
     latencies = [e.done - e.marked for e in healthy if e.done is not None]
     sample_hours = scenario.minutes / 60.0
-    breakdown = run_breakdown(api, runs)
+    steps, claims = run_breakdown(api, runs)
     by_type: dict[str, int] = {}
     for r in runs:
         by_type[r.get("run_type", "?")] = by_type.get(r.get("run_type", "?"), 0) + 1
@@ -248,8 +249,8 @@ def measure(scenario: Scenario, *, stack: dict[str, Any], seed: int) -> dict[str
         "sync_runs": len(runs), "runs_by_type": by_type,
         "runs_per_hour": round(len(runs) / ((ended - started) / 3600.0), 1),
         "sample_hours": sample_hours,
-        "steps": {k: v for k, v in breakdown.items() if k != "claims"},
-        "edit_steps": edit_breakdown(healthy, breakdown["claims"]),
+        "steps": steps,
+        "edit_steps": edit_breakdown(healthy, claims),
         "edit_log": [asdict(e) for e in scenario.edits],
     }
 
@@ -280,15 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=common.REPO / "bench" / "p6.json")
     args = parser.parse_args(argv)
 
-    import redis as redis_lib
-
     from memora_cdn.engine.build import build_plan
     from memora_cdn.settings import parse_settings
     from memora_cdn_demo.content import DemoScale
     from tests.airflow_cluster import celery_cluster, memora_env, standalone
     from tests.standins.cloudflare import CloudflareStandIn
     from tests.standins.s3_proxy import S3FaultProxy
-    from tests.support import S3Server
+    from tests.support import REDIS_PORT, S3Server
 
     results: dict[str, Any] = {"machine": common.machine(), "started": common.now_utc(), "scenarios": []}
     database = common.create_database("p6")
@@ -316,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         cur.execute("SELECT DISTINCT target_name FROM `tabMemora Plan Override`")
         overridden = {r[0] for r in cur.fetchall()}
         lessons = {p: [ls for ls in names if ls not in overridden] for p, names in lessons.items()}
-        redis = redis_lib.Redis(host="127.0.0.1", port=6379, db=common.REDIS_DB)
+        redis = common.redis_client()
         redis.flushdb()
         import tempfile
 
@@ -324,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                 S3FaultProxy(server.endpoint) as proxy:
             env = memora_env(db_name=database, redis_db=common.REDIS_DB, s3_endpoint=proxy.endpoint,
                              settings=settings)
-            env["AIRFLOW_CONN_MEMORA_REDIS"] = json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": 6379,
+            env["AIRFLOW_CONN_MEMORA_REDIS"] = json.dumps({"conn_type": "redis", "host": "127.0.0.1",
+                                                           "port": REDIS_PORT,
                                                            "extra": {"db": common.REDIS_DB}})
             env["AIRFLOW_CONN_MEMORA_CDN_PURGE"] = json.dumps({"conn_type": "http", "host": cf.url,
                                                                "password": common.CF_TOKEN,

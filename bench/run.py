@@ -1,10 +1,11 @@
-"""Benchmarks of the Memora CDN export: P1-P5 and growth, written to bench/RESULTS.md.
+"""Benchmarks of the Memora CDN export: P1-P6 and growth, written to bench/RESULTS.md.
 
-    .venv/bin/python bench/run.py            # full (what `make bench` runs); ~20 minutes on 2 cores
+    .venv/bin/python bench/run.py            # full (what `make bench` runs); ~80 minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # small scales, a smoke check (~20 minutes, P6 included); writes bench/quick/
     .venv/bin/python bench/run.py --only core,growth --runs 3
 
-Needs MariaDB (127.0.0.1:3306, root) and Redis (127.0.0.1:6379); starts its own moto S3 server and its
+Needs MariaDB (127.0.0.1:3306, root), Redis (127.0.0.1:6379, or MEMORA_TEST_REDIS_PORT) and, for P6,
+PostgreSQL (the Celery cluster's metadata database); starts its own moto S3 server and its
 own Cloudflare stand-in. Uses only MariaDB databases named memora_bench_* (dropped at the end; leftovers
 of an interrupted run are listed, and dropped with --drop-leftovers) and Redis db 12 (flushed before and after).
 See bench/README.md for how to read the results.

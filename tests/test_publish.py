@@ -129,16 +129,16 @@ def test_plan_queries_look_rows_up_by_index_never_by_scanning_a_level(content_db
     _, conn = content_db
     demo.load(conn, demo.generate(demo.DemoScale(plans=4, lessons_per_plan=400), version=content_version))
     cur = conn.cursor()
+    queries = plan_queries(doctypes.probe(conn))
     scans = {}
-    for part, (sql, _) in plan_queries(doctypes.probe(conn)).items():
+    for part, (sql, _) in queries.items():
         cur.execute("EXPLAIN " + sql, (("PLAN-2026-0001",) * sql.count("%s")))
         cols = [d[0] for d in cur.description]
-        for row in map(lambda r: dict(zip(cols, r)), cur.fetchall()):
+        for row in (dict(zip(cols, r)) for r in cur.fetchall()):
             if row["table"] in ("sg", "l2", "p2", "u2", "t2") and row["type"] not in ("ref", "eq_ref"):
                 scans.setdefault(part, []).append((row["table"], row["type"], row["Extra"]))
     assert scans == {}
-    stages_sql = plan_queries(doctypes.probe(conn))["stages"][0]
-    assert "`tabMemora Lesson Stage` sg FORCE INDEX (`parent`)" in stages_sql
+    assert "`tabMemora Lesson Stage` sg FORCE INDEX (`parent`)" in queries["stages"][0]
 
 
 @every_schema
